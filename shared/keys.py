@@ -1,0 +1,78 @@
+"""Every Redis key name, in one place. All keys of a queue share the hash tag `{<queue>}`, so a
+script may touch any of them on Redis Cluster and under Upstash key locking.
+
+The data model (values kept as strings; times are epoch milliseconds):
+
+- `job:<id>`          HASH, one job: id type userId status priority attempts maxAttempts
+                      timeoutMs data progress result error (JSON text) createdAt runAt startedAt
+                      finishedAt token idempotencyKey. No TTL while live; `JOB_RETENTION_S`
+                      once completed, failed or cancelled.
+- `ready`             ZSET of job ids that can run now; score `priority * 1e13 + readyAtMs`, so
+                      ZPOPMIN takes priority 0 first and FIFO within a priority.
+- `delayed`           ZSET of job ids waiting for their `runAt` (first runs and retry backoff);
+                      score = due time.
+- `leases`            ZSET of `<id>|<token>` for running jobs; score = lease deadline. The token
+                      is the fencing token: only the holder of the current member may renew,
+                      complete, fail or release the job.
+- `done:<status>`     ZSET of finished job ids per final status, score = finishedAt; entries
+                      older than the retention are trimmed when new ones are added.
+- `idem:<owner>`      STRING job id for an idempotency key; same TTL as a finished job.
+- `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`.
+- `rl:<policy>:<id>`  rate-limit state of one identifier (see `shared/ratelimit.py`).
+- channel `events`    PUBLISHed by enqueue so idle workers wake at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+SCORE_PRIORITY_STEP = 10_000_000_000_000
+LEASE_MEMBER_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    queue_name: str
+
+    @property
+    def prefix(self) -> str:
+        return f"aq:{{{self.queue_name}}}:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    @property
+    def ready(self) -> str:
+        return f"{self.prefix}ready"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}delayed"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    def done(self, status: str) -> str:
+        return f"{self.prefix}done:{status}"
+
+    def idempotency(self, owner_id: str, idempotency_key: str) -> str:
+        """Scoped per owner; hashed so that no owner id or key can collide with another pair."""
+        digest = hashlib.sha256(f"{len(owner_id)}:{owner_id}:{idempotency_key}".encode())
+        return f"{self.prefix}idem:{digest.hexdigest()[:32]}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}workers"
+
+    def rate_limit(self, policy_name: str, identifier: str) -> str:
+        return f"{self.prefix}rl:{policy_name}:{identifier}"
+
+    @property
+    def events_channel(self) -> str:
+        return f"{self.prefix}events"
+
+
+def lease_member(job_id: str, token: str) -> str:
+    return f"{job_id}{LEASE_MEMBER_SEPARATOR}{token}"

@@ -1,0 +1,145 @@
+"""Configuration from the environment (SPEC section 4), read once on first use and validated.
+
+A bad value raises `ServerMisconfigured` naming the variable; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from shared.errors import ServerMisconfigured
+from shared.policies import Policy, PolicyParseError, parse_policies
+
+DEFAULT_POLICIES = "user:100/1d,ip:20/1h"
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+    upstash_url: HttpUrl = Field(alias="UPSTASH_REDIS_REST_URL")
+    upstash_token: str = Field(alias="UPSTASH_REDIS_REST_TOKEN", min_length=1)
+    queue_name: str = Field(alias="QUEUE_NAME", default="ai-queue")
+    ratelimit_policies: tuple[Policy, ...] = Field(
+        alias="RATELIMIT_POLICIES", default_factory=lambda: parse_policies(DEFAULT_POLICIES)
+    )
+    ratelimit_fail_mode: Literal["closed", "open"] = Field(
+        alias="RATELIMIT_FAIL_MODE", default="closed"
+    )
+    auth_jwt_secret: str | None = Field(alias="AUTH_JWT_SECRET", default=None, min_length=16)
+    auth_jwks_url: HttpUrl | None = Field(alias="AUTH_JWKS_URL", default=None)
+    auth_jwt_audience: str | None = Field(alias="AUTH_JWT_AUDIENCE", default=None)
+    auth_jwt_issuer: str | None = Field(alias="AUTH_JWT_ISSUER", default=None)
+    auth_api_keys: tuple[str, ...] = Field(alias="AUTH_API_KEYS", default=())
+    trusted_ip_header: str | None = Field(alias="TRUSTED_IP_HEADER", default=None)
+    redis_timeout_ms: int = Field(alias="REDIS_TIMEOUT_MS", default=2000, ge=50, le=60_000)
+    redis_url: str | None = Field(alias="REDIS_URL", default=None)
+    max_job_data_bytes: int = Field(alias="MAX_JOB_DATA_BYTES", default=65536, ge=2, le=10_000_000)
+    max_result_bytes: int = Field(alias="MAX_RESULT_BYTES", default=262144, ge=2, le=10_000_000)
+    job_retention_s: int = Field(alias="JOB_RETENTION_S", default=86400, ge=60, le=90 * 86400)
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name_is_a_plain_word(cls, value: str) -> str:
+        if not _QUEUE_NAME.match(value):
+            raise ValueError("must be 1-64 characters of letters, digits and _ . : -")
+        return value
+
+    @field_validator("ratelimit_policies", mode="before")
+    @classmethod
+    def _parse_policies(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_policies(value)
+            except PolicyParseError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("auth_api_keys", mode="before")
+    @classmethod
+    def _split_digests(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        digests = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        for digest in digests:
+            if not _SHA256_HEX.match(digest):
+                raise ValueError("must be comma-separated SHA-256 hex digests (64 hex characters)")
+        return digests
+
+    @field_validator("trusted_ip_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.match(value):
+            raise ValueError("must be an HTTP header name such as x-real-ip")
+        return value.lower() if value else None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @property
+    def redis_timeout_s(self) -> float:
+        return self.redis_timeout_ms / 1000
+
+    @property
+    def auth_configured(self) -> bool:
+        return bool(self.auth_jwt_secret or self.auth_jwks_url or self.auth_api_keys)
+
+
+FALLBACK_NAMES = {
+    "UPSTASH_REDIS_REST_URL": "KV_REST_API_URL",
+    "UPSTASH_REDIS_REST_TOKEN": "KV_REST_API_TOKEN",
+}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    values = {name: value for name, value in environ.items() if value != ""}
+    for name, fallback in FALLBACK_NAMES.items():
+        if name not in values and fallback in values:
+            values[name] = values[fallback]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise ServerMisconfigured(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        variable = ".".join(str(part) for part in item["loc"])
+        message = "is not set" if item["type"] == "missing" else item["msg"]
+        message = message.removeprefix("Value error, ")
+        problems.append(f"{variable} {message}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings(os.environ)
