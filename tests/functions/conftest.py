@@ -1,0 +1,68 @@
+"""Calling functions as a client would: real ASGI over httpx, real Redis behind the gateway,
+and real credentials (HS256 user tokens and a service key whose digest is configured)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import jwt
+import pytest
+
+from local.stack import Gateway
+from shared.http import ASGIApp
+from shared.settings import get_settings
+
+JWT_SECRET = "test-secret-0123456789abcdef"
+SERVICE_KEY = "test-service-key"
+
+
+@pytest.fixture
+def api_env(upstash_env: Gateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
+    """Settings for the functions: the gateway, a JWT secret and one service key."""
+    monkeypatch.setenv("AUTH_JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("AUTH_API_KEYS", hashlib.sha256(SERVICE_KEY.encode()).hexdigest())
+    get_settings.cache_clear()
+    yield upstash_env
+    get_settings.cache_clear()
+
+
+def make_user_token(user_id: str, *, lifetime_s: int = 3600, secret: str = JWT_SECRET) -> str:
+    now_s = int(time.time())
+    return jwt.encode(
+        {"sub": user_id, "iat": now_s, "exp": now_s + lifetime_s}, secret, algorithm="HS256"
+    )
+
+
+@pytest.fixture
+def user_headers() -> Callable[[str], dict[str, str]]:
+    def make(user_id: str = "user-1") -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_user_token(user_id)}"}
+
+    return make
+
+
+@pytest.fixture
+def service_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {SERVICE_KEY}"}
+
+
+@pytest.fixture
+async def call_function(
+    api_env: Gateway,
+) -> AsyncIterator[Callable[[ASGIApp], httpx.AsyncClient]]:
+    """`call_function(app)`: an httpx client that talks to one function's ASGI app, as if
+    deployed at http://testserver/api/..., from client address 203.0.113.7."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(app: ASGIApp) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        await client.aclose()
