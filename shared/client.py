@@ -37,9 +37,10 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = weakref.
 
 
 def get_redis(settings: Settings) -> Redis:
-    """One client per event loop, reused by every call in a warm instance."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
+    """One client per event loop and endpoint, reused by every call in a warm instance."""
+    per_endpoint = _clients.setdefault(asyncio.get_running_loop(), {})
+    endpoint = (settings.upstash_url, settings.upstash_token)
+    client = per_endpoint.get(endpoint)
     if client is None:
         client = Redis(
             settings.upstash_url,
@@ -49,7 +50,7 @@ def get_redis(settings: Settings) -> Redis:
             allow_telemetry=False,
             read_your_writes=True,
         )
-        _clients[loop] = client
+        per_endpoint[endpoint] = client
     return client
 
 
