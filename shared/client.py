@@ -33,13 +33,16 @@ RETRY_PAUSE_S = 0.05
 _AUTH_ERRORS = ("Unauthorized", "WRONGPASS", "NOPERM", "NOAUTH")
 _QUOTA_ERRORS = ("limit exceeded",)
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = weakref.WeakKeyDictionary()
+Endpoint = tuple[str, str]
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Endpoint, Redis]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def get_redis(settings: Settings) -> Redis:
     """One client per event loop and endpoint, reused by every call in a warm instance."""
     per_endpoint = _clients.setdefault(asyncio.get_running_loop(), {})
-    endpoint = (settings.upstash_url, settings.upstash_token)
+    endpoint: Endpoint = (settings.upstash_url, settings.upstash_token)
     client = per_endpoint.get(endpoint)
     if client is None:
         client = Redis(
