@@ -87,6 +87,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
 
     def __enter__(self) -> RedisServer:
         return self
