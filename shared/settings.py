@@ -50,7 +50,7 @@ class Settings(BaseModel):
     ratelimit_fail_mode: Literal["closed", "open"] = Field(
         alias="RATELIMIT_FAIL_MODE", default="closed"
     )
-    auth_jwt_secret: str | None = Field(alias="AUTH_JWT_SECRET", default=None, min_length=16)
+    auth_jwt_secret: str | None = Field(alias="AUTH_JWT_SECRET", default=None, min_length=32)
     auth_jwks_url: HttpUrl | None = Field(alias="AUTH_JWKS_URL", default=None)
     auth_jwt_audience: str | None = Field(alias="AUTH_JWT_AUDIENCE", default=None)
     auth_jwt_issuer: str | None = Field(alias="AUTH_JWT_ISSUER", default=None)

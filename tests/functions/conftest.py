@@ -15,7 +15,7 @@ from local.stack import Gateway
 from shared.http import ASGIApp
 from shared.settings import get_settings
 
-JWT_SECRET = "test-secret-0123456789abcdef"
+JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
 SERVICE_KEY = "test-service-key"
 
 
