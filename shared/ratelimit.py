@@ -65,3 +65,14 @@ def parse_reply(checks: Sequence[RateLimitCheck], allowed: bool, reply: RESTResu
 def decision_headers(decision: Decision) -> dict[str, str]:
     """`RateLimit-Policy`, `RateLimit`, `X-RateLimit-*` and, on a denial, `Retry-After`."""
     return {}
+
+
+def blocked_decision(
+    checks: Sequence[RateLimitCheck], now_ms: int, *, cost: int = 1
+) -> Decision | None:
+    """A denial from this instance's cache of blocked identifiers (no Redis call), or None."""
+    return None
+
+
+def remember(decision: Decision, *, cost: int = 1) -> None:
+    """Cache the blocked identifiers of a denial, so that repeats are denied without Redis."""
