@@ -67,8 +67,11 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def parse_json(request: Request, model: type[Model]) -> Model:
-    """Body -> model: 415 unless JSON, 400 when malformed, 422 with every failing field path."""
+def parse_json(
+    request: Request, model: type[Model], *, context: Mapping[str, Any] | None = None
+) -> Model:
+    """Body -> model: 415 unless JSON, 400 when malformed, 422 with every failing field path.
+    `context` reaches the model's validators (limits that depend on settings or the time)."""
     content_type = (request.header("content-type") or "application/json").split(";")[0].strip()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(
@@ -78,12 +81,14 @@ def parse_json(request: Request, model: type[Model]) -> Model:
         payload = json.loads(request.body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MalformedRequest(f"the body is not valid JSON: {error}") from None
-    return validate(model, payload)
+    return validate(model, payload, context=context)
 
 
-def validate(model: type[Model], payload: object) -> Model:
+def validate(
+    model: type[Model], payload: object, *, context: Mapping[str, Any] | None = None
+) -> Model:
     try:
-        return model.model_validate(payload)
+        return model.model_validate(payload, context=context)
     except ValidationError as error:
         raise ValidationFailed(
             "the request does not match the schema", errors=_field_errors(error)
@@ -124,8 +129,14 @@ def problem_response(error: AppError, request_id: str) -> Response:
     )
 
 
-def endpoint(handlers: Mapping[str, Handler], *, max_body_bytes: int = MAX_BODY_BYTES) -> ASGIApp:
-    """An ASGI app serving one function; the path is ignored, so stage prefixes do not matter."""
+BodyLimit = int | Callable[[], int]
+
+
+def endpoint(
+    handlers: Mapping[str, Handler], *, max_body_bytes: BodyLimit = MAX_BODY_BYTES
+) -> ASGIApp:
+    """An ASGI app serving one function; the path is ignored, so stage prefixes do not matter.
+    `max_body_bytes` may be a callable, read per request (for limits that come from settings)."""
     allowed = sorted(handlers)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,13 +164,14 @@ async def _dispatch(
     receive: Receive,
     handlers: Mapping[str, Handler],
     allowed: list[str],
-    max_body_bytes: int,
+    max_body_bytes: BodyLimit,
 ) -> Response:
     method = scope["method"].upper()
     handler = handlers.get(method)
     if handler is None:
         raise MethodNotAllowed(method, allowed)
-    body = await _read_body(receive, max_body_bytes)
+    limit = max_body_bytes() if callable(max_body_bytes) else max_body_bytes
+    body = await _read_body(receive, limit)
     request = Request(
         method=method,
         path=scope.get("path", "/"),

@@ -1,0 +1,234 @@
+"""The API's JSON shapes (camelCase, SPEC section 5) and the parsing of job hashes read from Redis.
+
+`EnqueueRequest` enforces every rule of the enqueue body. Two rules depend on the request's
+moment and the deployment, so they come in the validation context (`enqueue_context`): the
+serialized size of `data` (`MAX_JOB_DATA_BYTES`) and how far ahead `runAt` may be.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from shared import clock
+from shared.errors import BadRedisReply
+
+JOB_TYPE_PATTERN = r"^[a-z0-9_.:-]{1,64}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,128}$"  # printable ASCII: the same in a header
+MAX_USER_ID_CHARS = 256
+DEFAULT_PRIORITY = 5
+MAX_PRIORITY = 9
+MAX_DELAY_MS = 30 * 86_400_000
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 20
+DEFAULT_TIMEOUT_MS = 300_000
+MIN_TIMEOUT_MS = 1_000
+MAX_TIMEOUT_MS = 900_000
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    DELAYED = "delayed"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+def compact_json(value: object) -> str:
+    """The stored form of a JSON value; ValueError for NaN or Infinity, which JSON lacks."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def is_idempotency_key(text: str) -> bool:
+    return re.match(IDEMPOTENCY_KEY_PATTERN, text) is not None
+
+
+def enqueue_context(max_data_bytes: int, now_ms: int) -> dict[str, int]:
+    return {"max_data_bytes": max_data_bytes, "now_ms": now_ms}
+
+
+class EnqueueRequest(ApiModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Annotated[str, Field(pattern=JOB_TYPE_PATTERN)]
+    data: dict[str, Any]
+    priority: Annotated[int, Field(ge=0, le=MAX_PRIORITY)] = DEFAULT_PRIORITY
+    delay_ms: Annotated[int | None, Field(ge=0, le=MAX_DELAY_MS)] = None
+    run_at: Annotated[int | None, Field(ge=0)] = None
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] = DEFAULT_MAX_ATTEMPTS
+    timeout_ms: Annotated[int, Field(ge=MIN_TIMEOUT_MS, le=MAX_TIMEOUT_MS)] = DEFAULT_TIMEOUT_MS
+    idempotency_key: Annotated[str | None, Field(pattern=IDEMPOTENCY_KEY_PATTERN)] = None
+    user_id: Annotated[str | None, Field(min_length=1, max_length=MAX_USER_ID_CHARS)] = None
+
+    @field_validator("data")
+    @classmethod
+    def _data_fits(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        try:
+            size = len(compact_json(value).encode())
+        except ValueError:
+            raise PydanticCustomError(
+                "json_invalid", "must be plain JSON (no NaN or Infinity)"
+            ) from None
+        limit = (info.context or {}).get("max_data_bytes")
+        if limit is not None and size > limit:
+            raise PydanticCustomError(
+                "too_large",
+                "is {size} bytes serialized; the limit is {limit}",
+                {"size": size, "limit": limit},
+            )
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_in_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        if info.data.get("delay_ms") is not None:
+            raise PydanticCustomError("conflict", "send delayMs or runAt, not both")
+        now_ms = (info.context or {}).get("now_ms") or clock.now_ms()
+        if value > now_ms + MAX_DELAY_MS:
+            raise PydanticCustomError("too_far_ahead", "must be at most 30 days ahead")
+        return value
+
+    def run_at_ms(self, now_ms: int) -> int:
+        """When the job may first run: now unless delayed (a runAt in the past means now)."""
+        if self.delay_ms is not None:
+            return now_ms + self.delay_ms
+        return max(self.run_at or now_ms, now_ms)
+
+
+class Progress(ApiModel):
+    percent: Annotated[float, Field(ge=0, le=100)]
+    message: str | None = None
+
+
+class JobError(ApiModel):
+    message: str
+    kind: str
+
+
+class Job(ApiModel):
+    """A job as the status endpoint shows it (its `data` stays private to the worker)."""
+
+    id: str
+    type: str
+    user_id: str | None
+    status: JobStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    progress: Progress | None
+    result: Any
+    error: JobError | None
+    created_at: int
+    run_at: int | None
+    started_at: int | None
+    finished_at: int | None
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class WorkerInfo(ApiModel):
+    id: str
+    last_seen_ms: int
+    active: Annotated[int, Field(ge=0)]
+    concurrency: Annotated[int, Field(ge=1)] | None = None
+
+
+class QueueStats(ApiModel):
+    pending: int
+    delayed: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    completed_last_hour: int
+    failed_last_hour: int
+    oldest_pending_age_ms: int | None
+    workers: list[WorkerInfo]
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def workers_from_pairs(workers: Mapping[str, str]) -> list[WorkerInfo]:
+    """The `workers` HASH (id -> JSON {lastSeenMs, active, concurrency}), validated."""
+    try:
+        return [
+            WorkerInfo.model_validate({**json.loads(info), "id": worker_id})
+            for worker_id, info in sorted(workers.items())
+        ]
+    except (ValueError, TypeError, ValidationError) as error:
+        raise BadRedisReply(f"a worker entry is not valid: {error}") from None
+
+
+_INT_FIELDS = (
+    "priority",
+    "attempts",
+    "maxAttempts",
+    "createdAt",
+    "runAt",
+    "startedAt",
+    "finishedAt",
+)
+_JSON_FIELDS = ("progress", "result", "error")
+_TEXT_FIELDS = ("id", "type", "userId", "status")
+_INTEGER_TEXT = re.compile(r"^-?[0-9]{1,17}$")
+
+
+def job_from_hash(fields: Mapping[str, str]) -> Job:
+    """Validate a job HASH as read from Redis ("" or absent means null); BadRedisReply if not."""
+    try:
+        values: dict[str, Any] = {name: _text(fields, name) for name in _TEXT_FIELDS}
+        values |= {name: _integer(fields, name) for name in _INT_FIELDS}
+        values |= {name: _json(fields, name) for name in _JSON_FIELDS}
+        return Job.model_validate(values)
+    except (ValueError, ValidationError) as error:
+        job_id = fields.get("id", "?")
+        raise BadRedisReply(f"job {job_id} is stored in an unexpected shape: {error}") from None
+
+
+def pairs_to_dict(flat: object) -> dict[str, str]:
+    """A RESP2 field/value array (HGETALL inside a script) as a dict, checking its shape."""
+    if not isinstance(flat, list) or len(flat) % 2 or not all(isinstance(v, str) for v in flat):
+        raise BadRedisReply(f"expected a flat list of field/value strings, got {flat!r:.200}")
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _text(fields: Mapping[str, str], name: str) -> str | None:
+    return fields.get(name) or None
+
+
+def _integer(fields: Mapping[str, str], name: str) -> int | None:
+    raw = fields.get(name) or None
+    if raw is None:
+        return None
+    if not _INTEGER_TEXT.match(raw):
+        raise ValueError(f"{name}={raw!r} is not an integer")
+    return int(raw)
+
+
+def _json(fields: Mapping[str, str], name: str) -> Any:
+    raw = fields.get(name) or None
+    return None if raw is None else json.loads(raw)
