@@ -8,6 +8,7 @@ with an identifier a service key supplies.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,6 +22,9 @@ class Algorithm(StrEnum):
 WINDOW_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 MAX_WINDOW_MS = 366 * 86_400_000
 MAX_LIMIT = 1_000_000_000
+# The Lua mirror of shared/windows.py computes on doubles, exact below 2^53; limit x window stays
+# below 2^52 so that every product and sum in the window arithmetic is exact (52M per day).
+MAX_LIMIT_TIMES_WINDOW_MS = 2**52
 _ENTRY = re.compile(
     r"^(?P<name>[a-z][a-z0-9_-]{0,31}):(?P<limit>\d{1,10})/(?P<count>\d{1,7})?(?P<unit>ms|s|m|h|d)"
     r"(?:@(?P<algorithm>[a-z]+))?$"
@@ -68,6 +72,8 @@ def _parse_entry(entry: str) -> Policy:
         raise PolicyParseError(f"{entry!r}: limit must be between 1 and {MAX_LIMIT}")
     if not 1_000 <= window_ms <= MAX_WINDOW_MS:
         raise PolicyParseError(f"{entry!r}: window must be between 1s and 366d")
+    if limit * window_ms > MAX_LIMIT_TIMES_WINDOW_MS:
+        raise PolicyParseError(f"{entry!r}: limit too high for that window (at most 52M per day)")
     try:
         algorithm = Algorithm(match["algorithm"] or Algorithm.SLIDING)
     except ValueError:
@@ -94,3 +100,9 @@ def format_window(window_ms: int) -> str:
         if window_ms % size == 0:
             return f"{window_ms // size}{unit}"
     return f"{window_ms}ms"
+
+
+def policy_label(policy: Policy, policies: Sequence[Policy]) -> str:
+    """The name when no other configured policy shares it, else `<name>-<window>` (`user-1m`)."""
+    namesakes = sum(1 for other in policies if other.name == policy.name)
+    return policy.name if namesakes <= 1 else f"{policy.name}-{policy.window_label}"
