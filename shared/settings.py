@@ -22,6 +22,7 @@ from pydantic import (
 
 from shared.errors import ServerMisconfigured
 from shared.policies import Policy, PolicyParseError, parse_policies
+from shared.secrets import resolve_secret_references
 
 DEFAULT_POLICIES = "user:100/1d,ip:20/1h"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -142,4 +143,4 @@ def _describe(error: ValidationError) -> str:
 
 @functools.cache
 def get_settings() -> Settings:
-    return load_settings(os.environ)
+    return load_settings(resolve_secret_references(os.environ))
