@@ -56,7 +56,7 @@ def new_job_id(now_ms: int) -> str:
 
 
 def is_job_id(text: str) -> bool:
-    return _JOB_ID.match(text) is not None
+    return _JOB_ID.fullmatch(text) is not None
 
 
 def idempotent_job_id(owner_id: str, idempotency_key: str) -> str:

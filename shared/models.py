@@ -60,7 +60,7 @@ def compact_json(value: object) -> str:
 
 
 def is_idempotency_key(text: str) -> bool:
-    return re.match(IDEMPOTENCY_KEY_PATTERN, text) is not None
+    return re.fullmatch(IDEMPOTENCY_KEY_PATTERN, text) is not None
 
 
 def enqueue_context(max_data_bytes: int, now_ms: int) -> dict[str, int]:
@@ -224,7 +224,7 @@ def _integer(fields: Mapping[str, str], name: str) -> int | None:
     raw = fields.get(name) or None
     if raw is None:
         return None
-    if not _INTEGER_TEXT.match(raw):
+    if not _INTEGER_TEXT.fullmatch(raw):
         raise ValueError(f"{name}={raw!r} is not an integer")
     return int(raw)
 
