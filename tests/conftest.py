@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from local.stack import Gateway, LocalStack, start_local_stack
+from shared.blocked_cache import blocked
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +44,14 @@ def _clean_database(request: pytest.FixtureRequest) -> None:
         client: redis.Redis = request.getfixturevalue("redis_direct")
         client.flushdb()
         client.config_resetstat()
+
+
+@pytest.fixture(autouse=True)
+def _forget_blocked_identifiers() -> Iterator[None]:
+    """The blocked-identifier cache lives per process (per warm instance): empty it per test."""
+    blocked.clear()
+    yield
+    blocked.clear()
 
 
 @pytest.fixture
