@@ -6,14 +6,19 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import httpx
 import jwt
 import pytest
+import redis
 
+from functions import enqueue, stats, status
 from local.stack import Gateway
+from shared import clock
 from shared.http import ASGIApp
 from shared.settings import get_settings
+from tests.shared.queue_support import FrozenClock, preload_queue_scripts, real_now_ms
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
 SERVICE_KEY = "test-service-key"
@@ -66,3 +71,40 @@ async def call_function(
     yield make
     for client in opened:
         await client.aclose()
+
+
+@pytest.fixture
+def queue_scripts(redis_direct: redis.Redis) -> None:
+    """The queue's scripts already cached in Redis, as in a warm deployment: every call is then
+    exactly one request (a cold Redis costs one extra EVAL per script, once)."""
+    preload_queue_scripts(redis_direct)
+
+
+@pytest.fixture
+def queue_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """`shared.clock.now_ms` frozen at the real time of the test's start; move it by hand."""
+    frozen = FrozenClock(real_now_ms())
+    monkeypatch.setattr(clock, "now_ms", frozen)
+    return frozen
+
+
+@dataclass(frozen=True)
+class QueueApi:
+    """Clients for the queue functions, each at its own app (as deployed: one per function)."""
+
+    enqueue: httpx.AsyncClient
+    status: httpx.AsyncClient
+    stats: httpx.AsyncClient
+
+
+@pytest.fixture
+def queue_api(
+    call_function: Callable[[ASGIApp], httpx.AsyncClient],
+    queue_scripts: None,
+    queue_clock: FrozenClock,
+) -> QueueApi:
+    return QueueApi(
+        enqueue=call_function(enqueue.app),
+        status=call_function(status.app),
+        stats=call_function(stats.app),
+    )
