@@ -3,7 +3,8 @@
 With `TRUSTED_IP_HEADER` set (e.g. `x-real-ip`, which Vercel overwrites), that header; else the
 platform's own source address (API Gateway's `requestContext`, via the ASGI `client`). A
 client-supplied `X-Forwarded-For` is never read unless it is the configured header, and then
-only its first entry.
+only its last entry: the one the platform itself added (earlier entries come from the client).
+The header missing or not an IP address means the IP is unknown (None), never a guess.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from shared.settings import Settings
 def client_ip(settings: Settings, request: Request) -> str | None:
     if settings.trusted_ip_header:
         raw = request.header(settings.trusted_ip_header) or ""
-        return _normalise(raw.split(",")[0])
+        return _normalise(raw.split(",")[-1])
     return _normalise(request.source_ip or "")
 
 
 def _normalise(raw: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(raw.strip()))
+        address = ipaddress.ip_address(raw.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)

@@ -9,7 +9,8 @@ no slot yet starts empty; anything malformed reads as empty.
 `evaluate` is what `shared/scripts/ratelimit_lib.lua` does inside Redis, written in Python so the
 Lua can be tested against it: read every key (one MGET), decide every policy, and only when all
 of them admit the request (and it consumes), apply the cost to all and write each key once,
-`SET key value PX ttl`, the TTL being the longest time any of its states still matters.
+`SET key value PX ttl`, the TTL being the longest time any of its states still matters (or
+`DEL key` when none does any more, e.g. a token bucket refunded to full).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class PolicySpec:
 class Evaluation:
     allowed: bool
     outcomes: list[Outcome]
-    writes: dict[int, tuple[str, int]] = field(default_factory=dict)  # key index -> (value, ttl)
+    # key index -> (value, ttl_ms); a ttl of 0 deletes the key
+    writes: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
 def algorithm_letter(algorithm: Algorithm) -> str:
@@ -111,7 +113,7 @@ def _writes(
             expires_at_ms.get(spec.key_index, 0), outcome.expires_at_ms
         )
     return {
-        index: (encode(slots), max(1, expires_at_ms[index] - now_ms))
+        index: (encode(slots), max(0, expires_at_ms[index] - now_ms))
         for index, slots in states.items()
     }
 

@@ -14,7 +14,8 @@
 --   allowed:    true when every policy admits the request (and, when consuming, every key has
 --               been written with SET ... PX); false when any policy denies (nothing written)
 --   reply:      {now_ms, then per policy: allowed 1/0, remaining, reset_at_ms, retry_after_ms}
--- Redis calls: one MGET (when there is a key), one SET per key when consuming and allowed.
+-- Redis calls: one MGET (when there is a key), then, only when consuming and allowed, one
+-- SET ... PX per key (DEL instead when none of its states matters any more).
 
 local RL_FIELD_COUNTS = {f = 2, s = 3, t = 2}
 
@@ -55,7 +56,7 @@ local function rl_decode(value)
       fields[#fields + 1] = part
     end
     local numbers = rl_numbers(fields)
-    if numbers and string.match(fields[1], "^%a%d+$")
+    if numbers and #fields > 0 and string.match(fields[1], "^%a%d+$")
         and RL_FIELD_COUNTS[string.sub(fields[1], 1, 1)] == #numbers then
       states[fields[1]] = numbers
     end
@@ -223,8 +224,12 @@ local function rl_write(rl_keys, specs, outcomes, now)
     expires[spec.key] = math.max(expires[spec.key] or 0, outcomes[i][6])
   end
   for _, key in ipairs(order) do
-    local ttl = string.format("%d", math.max(1, expires[key] - now))
-    redis.call("SET", rl_keys[key], values[key], "PX", ttl)
+    local ttl = expires[key] - now
+    if ttl > 0 then
+      redis.call("SET", rl_keys[key], values[key], "PX", string.format("%d", ttl))
+    else
+      redis.call("DEL", rl_keys[key])
+    end
   end
 end
 
