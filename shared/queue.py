@@ -99,11 +99,15 @@ async def enqueue_job(
 ) -> EnqueueOutcome:
     keys = QueueKeys(settings.queue_name)
     rl_keys, rl_args = ratelimit.script_inputs(keys, checks, cost=1, consume=True)
+    peek_args: list[ScriptArg] = []
+    if new_job.idempotency_key:
+        peek_args = ratelimit.script_inputs(keys, checks, cost=1, consume=False)[1]
     target = keys.delayed if new_job.status is JobStatus.DELAYED else keys.ready
     fields = new_job.hash_fields()
     args: list[ScriptArg] = [
         len(rl_keys),
         len(rl_args),
+        len(peek_args),
         new_job.created_at_ms,
         "1" if new_job.idempotency_key else "0",
         new_job.id,
@@ -113,6 +117,7 @@ async def enqueue_job(
         len(fields),
         *fields,
         *rl_args,
+        *peek_args,
     ]
     script_keys = [keys.job(new_job.id), target, *rl_keys]
     script = load_script(*ENQUEUE_SCRIPT)
@@ -130,9 +135,11 @@ def _enqueue_outcome(
         case ["denied", rl_reply]:
             decision = ratelimit.parse_reply(checks, False, rl_reply)
             return EnqueueOutcome(job=None, replayed=False, decision=decision)
-        case ["replayed", fields]:
+        case ["replayed", fields, rl_reply]:
+            # Nothing was consumed; the peek only fills the rate-limit headers of the reply.
+            decision = ratelimit.parse_reply(checks, True, rl_reply)
             job = job_from_hash(pairs_to_dict(fields))
-            return EnqueueOutcome(job=job, replayed=True, decision=Decision(allowed=True))
+            return EnqueueOutcome(job=job, replayed=True, decision=decision)
     raise BadRedisReply(f"enqueue script replied {reply!r:.200}")
 
 
