@@ -25,7 +25,6 @@ from shared.settings import Settings, get_settings
 # larger than its compact `data`; the exact limit is checked on `data` itself (422).
 ENQUEUE_BODY_FACTOR = 4
 ENQUEUE_ENVELOPE_BYTES = 16_384
-MAX_ID_ECHO_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def job_id_param(request: Request) -> str:
             errors=[{"field": "id", "message": "send ?id=<job id>", "type": "missing"}],
         )
     if not is_job_id(job_id):
-        raise job_not_found(job_id[:MAX_ID_ECHO_CHARS])
+        raise job_not_found()
     return job_id
 
 

@@ -150,10 +150,10 @@ async def get_job(redis: Redis, settings: Settings, job_id: str, viewer_id: str 
     if not isinstance(fields, dict):
         raise BadRedisReply(f"HGETALL replied {fields!r:.200}")
     if not fields:
-        raise job_not_found(job_id)
+        raise job_not_found()
     job = job_from_hash(fields)
     if viewer_id is not None and job.user_id != viewer_id:
-        raise job_not_found(job_id)
+        raise job_not_found()
     return job
 
 
@@ -174,13 +174,14 @@ async def cancel_job(
                 f"job {job_id} is {status}; only pending or delayed jobs can be cancelled"
             )
         case ["missing"]:
-            raise job_not_found(job_id)
+            raise job_not_found()
     raise BadRedisReply(f"cancel script replied {reply!r:.200}")
 
 
-def job_not_found(job_id: str) -> NotFound:
-    """The same error for an unknown id and for someone else's job."""
-    return NotFound(f"there is no job {job_id} that you can see")
+def job_not_found() -> NotFound:
+    """The same error for an unknown id and for someone else's job (the id is not echoed, so
+    the two bodies are identical)."""
+    return NotFound("there is no job with this id that you can see")
 
 
 async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueStats:
