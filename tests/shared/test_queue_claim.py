@@ -1,0 +1,144 @@
+"""Jobs created by `enqueue_job` as the worker side (`shared.leases`, `shared.lease_beat`) sees
+them: claim order, delays, cancel versus claim, and the cost of one job's whole life."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from local.stack import Gateway
+from shared import ratelimit
+from shared.client import get_redis
+from shared.errors import Conflict
+from shared.job_ids import new_job_id
+from shared.keys import QueueKeys
+from shared.lease_beat import BeatRequest, beat
+from shared.leases import ClaimBatch, LeaseOutcome, claim_jobs, complete_job
+from shared.lua import load_script
+from shared.models import EnqueueRequest, Job, JobStatus, enqueue_context
+from shared.queue import NewJob, cancel_job, enqueue_job, get_job
+from shared.ratelimit import RateLimitCheck
+from shared.settings import Settings, load_settings
+from tests.shared.queue_support import preload_queue_scripts, real_now_ms
+
+LEASE_SCRIPTS = ("lease_claim.lua", "lease_complete.lua", "lease_beat.lua")
+
+
+@pytest.fixture
+def settings(gateway: Gateway, redis_direct: redis.Redis) -> Settings:
+    preload_queue_scripts(redis_direct)
+    for name in LEASE_SCRIPTS:
+        redis_direct.script_load(load_script(name).source)
+    return load_settings(
+        {"UPSTASH_REDIS_REST_URL": gateway.url, "UPSTASH_REDIS_REST_TOKEN": gateway.token}
+    )
+
+
+@pytest.fixture
+def keys(settings: Settings) -> QueueKeys:
+    return QueueKeys(settings.queue_name)
+
+
+async def enqueued(
+    settings: Settings, now_ms: int, checks: list[RateLimitCheck] | None = None, **fields: Any
+) -> Job:
+    body = {"type": "image.generate", "data": {"prompt": "a cat"}, **fields}
+    request = EnqueueRequest.model_validate(body, context=enqueue_context(65536, now_ms))
+    new_job = NewJob(new_job_id(now_ms), request, "user-1", None, now_ms)
+    outcome = await enqueue_job(get_redis(settings), settings, new_job, checks or [])
+    assert outcome.job is not None
+    return outcome.job
+
+
+async def claim(settings: Settings, keys: QueueKeys, now_ms: int, count: int = 10) -> ClaimBatch:
+    return await claim_jobs(get_redis(settings), settings, keys, count=count, now_ms=now_ms)
+
+
+async def promote(settings: Settings, keys: QueueKeys, now_ms: int) -> int:
+    request = BeatRequest(worker_id="w-1", held=[], concurrency=1, now_ms=now_ms)
+    return (await beat(get_redis(settings), settings, keys, request)).became_ready
+
+
+async def test_claims_take_jobs_by_priority_then_in_enqueue_order(
+    settings: Settings, keys: QueueKeys
+) -> None:
+    now_ms = real_now_ms()
+    jobs = [
+        await enqueued(settings, now_ms + offset, priority=priority)
+        for offset, priority in enumerate([5, 0, 9, 5, 0, 1])
+    ]
+    batch = await claim(settings, keys, now_ms + 10)
+    expected = sorted(jobs, key=lambda job: (job.priority, job.created_at))
+    assert [claimed.lease.job_id for claimed in batch.jobs] == [job.id for job in expected]
+
+
+async def test_same_millisecond_jobs_are_claimed_first_in_first_out(
+    settings: Settings, keys: QueueKeys
+) -> None:
+    now_ms = real_now_ms()
+    jobs = [await enqueued(settings, now_ms) for _ in range(5)]
+    claimed = [(await claim(settings, keys, now_ms, count=1)).jobs[0] for _ in jobs]
+    assert [item.lease.job_id for item in claimed] == [job.id for job in jobs]
+
+
+async def test_a_delayed_job_is_not_claimable_before_it_is_due(
+    settings: Settings, keys: QueueKeys
+) -> None:
+    now_ms = real_now_ms()
+    job = await enqueued(settings, now_ms, delayMs=60_000, priority=0)
+    assert (await claim(settings, keys, now_ms)).jobs == []
+    assert await promote(settings, keys, now_ms + 59_999) == 0
+    assert (await claim(settings, keys, now_ms + 59_999)).jobs == []
+    assert await promote(settings, keys, now_ms + 60_000) == 1
+    batch = await claim(settings, keys, now_ms + 60_000)
+    assert [claimed.lease.job_id for claimed in batch.jobs] == [job.id]
+
+
+async def test_a_claimed_job_cannot_be_cancelled_and_then_shows_its_result(
+    settings: Settings, keys: QueueKeys, redis_direct: redis.Redis
+) -> None:
+    now_ms = real_now_ms()
+    job = await enqueued(settings, now_ms)
+    (claimed,) = (await claim(settings, keys, now_ms + 5)).jobs
+    redis_client = get_redis(settings)
+    with pytest.raises(Conflict, match="is processing"):
+        await cancel_job(redis_client, settings, job.id, "user-1", now_ms + 6)
+    running = await get_job(redis_client, settings, job.id, "user-1")
+    assert (running.status, running.attempts, running.started_at) == (
+        JobStatus.PROCESSING,
+        1,
+        now_ms + 5,
+    )
+    outcome = await complete_job(
+        redis_client, settings, keys, claimed.lease, '{"url":"https://x/1.png"}', now_ms=now_ms + 9
+    )
+    assert outcome is LeaseOutcome.COMPLETED
+    done = await get_job(redis_client, settings, job.id, None)
+    assert (done.status, done.result, done.finished_at) == (
+        JobStatus.COMPLETED,
+        {"url": "https://x/1.png"},
+        now_ms + 9,
+    )
+    assert redis_direct.pttl(keys.job(job.id)) > 0
+
+
+async def test_one_job_with_a_user_and_an_ip_policy_bills_17_commands_in_three_requests(
+    settings: Settings,
+    keys: QueueKeys,
+    gateway_requests: Callable[[], int],
+    billed_commands: Callable[[], int],
+) -> None:
+    now_ms = real_now_ms()
+    checks = ratelimit.checks_for_enqueue(settings, "user-1", "203.0.113.7")
+    requests, billed = gateway_requests(), billed_commands()
+    await enqueued(settings, now_ms, checks)
+    (claimed,) = (await claim(settings, keys, now_ms, count=1)).jobs
+    await complete_job(get_redis(settings), settings, keys, claimed.lease, "1", now_ms=now_ms)
+    assert gateway_requests() - requests == 3
+    # enqueue 7 (EVALSHA, MGET, SET, SET, HSET, ZADD, PUBLISH) + claim 5 (EVALSHA, ZPOPMIN,
+    # HMGET, HSET, ZADD) + complete 5 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD). The issue's target
+    # of 12 is not reachable while claim and complete cost 5 each.
+    assert billed_commands() - billed == 17
