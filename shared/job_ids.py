@@ -3,7 +3,9 @@
 They sort by creation time, are URL-safe, and are generated here rather than in Redis (no
 counter to bill). Within one process ids are monotonic, so jobs created in the same millisecond
 and with the same priority keep their order in the `ready` set (equal scores sort by member).
-Ids arriving from clients are checked with `is_job_id` before they can reach Redis.
+An enqueue with an idempotency key gets an id derived from (owner, key) instead, in the same
+alphabet and length. Ids arriving from clients are checked with `is_job_id` before they can
+reach Redis.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ The data model (values kept as strings; times are epoch milliseconds):
                       complete, fail or release the job.
 - `done:<status>`     ZSET of finished job ids per final status, score = finishedAt; entries
                       older than the retention are trimmed when new ones are added.
-- `idem:<owner>`      STRING job id for an idempotency key; same TTL as a finished job.
+- idempotency keys    no key of their own: a request with an idempotency key creates the job
+                      `job:<id>` with an id derived from (owner, key) (`shared.job_ids`), so a
+                      retry finds it in the same script, with its key declared in KEYS. The
+                      window is the job's life plus `JOB_RETENTION_S`.
 - `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`.
 - `rl:<policy>:<id>`  rate-limit state of one identifier (see `shared/ratelimit.py`).
 - channel `events`    PUBLISHed by enqueue so idle workers wake at once.
