@@ -107,8 +107,10 @@ def enqueue_checks(caller: Caller, request: Request, job: NewJob) -> list[RateLi
 
 
 def rate_limited(decision: Decision) -> RateLimited:
+    denied = [item.check.label for item in decision.policies if not item.allowed]
     return RateLimited(
-        decision.reason or "a rate limit denies this request; retry after Retry-After seconds",
+        f"over the rate limit ({', '.join(denied) or 'a policy'}); "
+        f"retry after {decision.retry_after_s} s",
         headers=ratelimit.decision_headers(decision),
     )
 
