@@ -258,6 +258,7 @@ async def test_an_enqueue_over_the_limit_answers_429_and_writes_nothing(
     assert redis_snapshot(redis_direct) == snapshot
     again = await queue_api.enqueue.post("/api/enqueue", json=JOB, headers=auth)
     assert again.status_code == 429
+    assert int(again.headers["retry-after"]) >= 1
     assert gateway_requests() - before == 1  # denied from the blocked cache: no request at all
     other_user = await queue_api.enqueue.post("/api/enqueue", json=JOB, headers=user_headers("u-2"))
     assert other_user.status_code == 202
