@@ -1,0 +1,266 @@
+"""`Worker`: claims jobs, runs them with a processor, keeps their leases alive, and stops
+gracefully. Embed it in an app, or run it with `python -m worker`.
+
+    worker = Worker(process, get_settings(), WorkerOptions(concurrency=4))
+    await worker.run()          # returns after worker.stop() and a graceful shutdown
+
+The loop claims only when a job may be ready (the event stream said so, a beat moved jobs to
+ready, or the last claim filled every free slot) and beats when the schedule or a known due
+time says so; in between it sleeps, so an idle worker costs a few commands every few minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import clock
+from shared.backoff import Backoff
+from shared.client import get_redis
+from shared.errors import BadRedisReply, RedisUnavailable
+from shared.keys import QueueKeys
+from shared.lease_beat import BeatRequest, HeldLease, beat
+from shared.leases import MAX_CLAIM_BATCH, LeaseOutcome, claim_jobs
+from shared.queue import WORKER_STALE_AFTER_MS
+from shared.settings import Settings
+from worker.events import EventStream, JobEvent, Subscribed
+from worker.logs import log_event
+from worker.processor import Processor
+from worker.running import JobRun, QueueHandle
+from worker.schedule import IDLE_BEAT_S, beat_interval_s, housekeeping, next_due_ms
+from worker.shutdown import hand_back
+
+REDIS_RETRY_MIN_S = 0.5
+REDIS_RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 1
+    queue_name: str | None = None  # default: the settings' QUEUE_NAME
+    grace_period_s: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
+    idle_beat_s: float = IDLE_BEAT_S
+    subscribe: bool = True  # wake on the event stream (else only beats find new jobs)
+    worker_id: str | None = None
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(self, processor: Processor, settings: Settings, options: WorkerOptions) -> None:
+        if options.concurrency < 1 or options.grace_period_s < 0:
+            raise ValueError("concurrency must be >= 1 and the grace period >= 0")
+        self.id = options.worker_id or default_worker_id()
+        self.keys = QueueKeys(options.queue_name or settings.queue_name)
+        self._processor = processor
+        self._settings = settings
+        self._options = options
+        self._runs: dict[str, tuple[JobRun, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._hurry = False
+        self._may_have_ready = True
+        self._ready_epoch = 0
+        self._next_beat_ms = 0
+        self._due_ms: int | None = None
+        self._last_trim_ms = self._last_prune_ms = 0
+        self._finished_since_trim = False
+        self._redis_failures = 0
+
+    def stop(self) -> None:
+        """Stop claiming and shut down gracefully; a second call skips the grace period."""
+        self._hurry = self._stopping
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        queue = QueueHandle(get_redis(self._settings), self._settings, self.keys, self.id)
+        self._log(
+            "worker_started", concurrency=self._options.concurrency, queue=self.keys.queue_name
+        )
+        stream = self._start_event_stream()
+        try:
+            while not self._stopping:
+                await self._guarded(self._step(queue))
+                await self._sleep(self._idle_s())
+            await self._drain(queue)
+        finally:
+            if stream is not None:
+                stream.cancel()
+            await hand_back(
+                queue, [run.claimed for run, _ in self._runs.values()], self._cancel_all()
+            )
+        self._log("worker_stopped")
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _step(self, queue: QueueHandle) -> None:
+        now_ms = clock.now_ms()
+        if now_ms >= self._next_beat_ms or (self._due_ms is not None and now_ms >= self._due_ms):
+            await self._beat(queue, now_ms)
+        if self._wants_to_claim():
+            await self._claim(queue)
+
+    def _wants_to_claim(self) -> bool:
+        free = self._options.concurrency - len(self._runs)
+        return self._may_have_ready and free > 0 and not self._stopping
+
+    def _idle_s(self) -> float:
+        if self._wants_to_claim():
+            return 0.0
+        wake_ms = min(self._next_beat_ms, self._due_ms or self._next_beat_ms)
+        return max(0.0, (wake_ms - clock.now_ms()) / 1000)
+
+    async def _sleep(self, timeout_s: float) -> None:
+        if timeout_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._wake.wait()
+        self._wake.clear()
+
+    async def _guarded(self, operation: Any) -> None:
+        """Run one step; when Upstash cannot be reached, log and back off instead of dying."""
+        try:
+            await operation
+        except (RedisUnavailable, BadRedisReply) as error:
+            self._redis_failures += 1
+            delay_s = min(REDIS_RETRY_MIN_S * 2 ** (self._redis_failures - 1), REDIS_RETRY_MAX_S)
+            self._log("redis_error", logging.WARNING, error=str(error), retryInS=delay_s)
+            await self._sleep(delay_s)
+        else:
+            self._redis_failures = 0
+
+    # -- beats and claims ----------------------------------------------------------------
+
+    async def _beat(self, queue: QueueHandle, now_ms: int) -> None:
+        chores = housekeeping(
+            now_ms,
+            last_trim_ms=self._last_trim_ms,
+            last_prune_ms=self._last_prune_ms,
+            finished_since_trim=self._finished_since_trim,
+            retention_ms=self._settings.job_retention_s * 1000,
+            worker_stale_after_ms=WORKER_STALE_AFTER_MS,
+        )
+        runs = [run for run, _ in self._runs.values()]
+        request = BeatRequest(
+            worker_id=self.id,
+            held=[HeldLease(run.claimed.lease.member, run.claimed.timeout_ms) for run in runs],
+            concurrency=self._options.concurrency,
+            now_ms=now_ms,
+            trim_done_before_ms=chores.trim_done_before_ms,
+            prune_workers_before_ms=chores.prune_workers_before_ms,
+        )
+        result = await beat(queue.redis, queue.settings, queue.keys, request)
+        if chores.trim_done_before_ms:
+            self._last_trim_ms, self._finished_since_trim = now_ms, False
+        if chores.prune_workers_before_ms:
+            self._last_prune_ms = now_ms
+        for run in runs:
+            run.lease_valid_until_ms = now_ms + run.claimed.timeout_ms
+        for member in result.lost:
+            self._abandon(member)
+        if result.became_ready:
+            self._note_ready()
+        self._due_ms = next_due_ms(result.next_due_ms, now_ms)
+        self._schedule_next_beat(now_ms)
+
+    def _schedule_next_beat(self, now_ms: int) -> None:
+        timeouts = [run.claimed.timeout_ms for run, _ in self._runs.values()]
+        self._next_beat_ms = now_ms + round(
+            beat_interval_s(timeouts, self._options.idle_beat_s) * 1000
+        )
+
+    async def _claim(self, queue: QueueHandle) -> None:
+        wanted = min(self._options.concurrency - len(self._runs), MAX_CLAIM_BATCH)
+        epoch, now_ms = self._ready_epoch, clock.now_ms()
+        batch = await claim_jobs(
+            queue.redis, queue.settings, queue.keys, count=wanted, now_ms=now_ms
+        )
+        if batch.popped < wanted and epoch == self._ready_epoch:
+            self._may_have_ready = False  # drained, and no event arrived meanwhile
+        for claimed in batch.jobs:
+            run = JobRun(queue, claimed, self._processor, self._options.backoff)
+            self._runs[claimed.lease.member] = (run, asyncio.create_task(self._execute(run)))
+            self._log("claimed", jobId=run.job_id, type=claimed.type, attempt=claimed.attempt)
+        if batch.jobs:
+            busy_beat_ms = now_ms + round(
+                beat_interval_s([j.timeout_ms for j in batch.jobs]) * 1000
+            )
+            self._next_beat_ms = min(self._next_beat_ms, busy_beat_ms)
+
+    async def _execute(self, run: JobRun) -> None:
+        try:
+            outcome = await run.execute()
+            if outcome in (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED):
+                self._finished_since_trim = True
+            if run.retry_at_ms is not None:  # this worker promotes its own retry when due
+                self._due_ms = min(self._due_ms or run.retry_at_ms, run.retry_at_ms)
+        except (RedisUnavailable, BadRedisReply) as error:
+            # The lease expires and the job returns to ready: nothing is lost.
+            self._log("job_report_failed", logging.ERROR, jobId=run.job_id, error=str(error))
+        finally:
+            self._runs.pop(run.claimed.lease.member, None)
+            self._wake.set()
+
+    def _abandon(self, member: str) -> None:
+        entry = self._runs.pop(member, None)
+        if entry is not None:
+            run, task = entry
+            self._log("lease_lost", logging.WARNING, jobId=run.job_id, reason="renewal refused")
+            task.cancel()
+
+    # -- wake-ups --------------------------------------------------------------------------
+
+    def _start_event_stream(self) -> asyncio.Task[None] | None:
+        if not self._options.subscribe:
+            return None
+        stream = EventStream(self._settings, self.keys.events_channel, self._on_event)
+        return asyncio.create_task(stream.run())
+
+    def _on_event(self, event: JobEvent | Subscribed) -> None:
+        if isinstance(event, Subscribed):
+            self._log("subscribed", logging.DEBUG, channel=self.keys.events_channel)
+            self._note_ready()  # anything published while unsubscribed was missed
+        elif event.ready_at_ms <= clock.now_ms():
+            self._note_ready()
+        else:
+            self._due_ms = min(self._due_ms or event.ready_at_ms, event.ready_at_ms)
+        self._wake.set()
+
+    def _note_ready(self) -> None:
+        self._may_have_ready = True
+        self._ready_epoch += 1
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def _drain(self, queue: QueueHandle) -> None:
+        """Let running jobs finish within the grace period, renewing their leases meanwhile."""
+        self._log(
+            "worker_stopping", running=len(self._runs), gracePeriodS=self._options.grace_period_s
+        )
+        deadline = asyncio.get_running_loop().time() + self._options.grace_period_s
+        while self._runs and not self._hurry:
+            left_s = deadline - asyncio.get_running_loop().time()
+            if left_s <= 0:
+                return
+            if clock.now_ms() >= self._next_beat_ms:
+                await self._guarded(self._beat(queue, clock.now_ms()))
+            await self._sleep(min(left_s, max(0.0, (self._next_beat_ms - clock.now_ms()) / 1000)))
+
+    def _cancel_all(self) -> list[asyncio.Task[None]]:
+        tasks = [task for _, task in self._runs.values()]
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    def _log(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
+        log_event(event, level, workerId=self.id, **fields)
