@@ -102,8 +102,9 @@ def checks_for(settings: Settings, name: str, identifier: str) -> list[RateLimit
 def checks_for_enqueue(
     settings: Settings, user_id: str, client_ip: str | None
 ) -> list[RateLimitCheck]:
-    """Every configured `user` and `ip` policy that applies to this caller."""
-    checks = checks_for(settings, "user", user_id)
+    """Every configured `user` and `ip` policy that applies to this caller (none for an empty
+    user id or an unknown IP)."""
+    checks = checks_for(settings, "user", user_id) if user_id else []
     return checks + (checks_for(settings, "ip", client_ip) if client_ip else [])
 
 

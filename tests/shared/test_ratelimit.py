@@ -51,6 +51,11 @@ def test_enqueue_without_a_known_ip_checks_only_the_user() -> None:
     assert [c.label for c in checks] == ["user"]
 
 
+def test_enqueue_without_a_user_checks_only_the_ip() -> None:
+    checks = checks_for_enqueue(settings("user:100/1d,ip:20/1h"), "", "1.2.3.4")
+    assert [c.label for c in checks] == ["ip"]
+
+
 def test_checks_for_a_custom_name_apply_only_that_name() -> None:
     checks = checks_for(settings("user:100/1d,gpu:3/1m"), "gpu", "team-7")
     assert [(c.policy.limit, c.label, c.identifier) for c in checks] == [(3, "gpu", "team-7")]

@@ -1,0 +1,64 @@
+"""POST /api/ratelimit-check: check, and by default consume, a configured rate limit.
+
+Always 200 with the decision in the body and the SPEC section 5 headers (a denial is an answer,
+not an error). Users are limited as themselves (`ip`: their address); only a service key may
+name an `identifier` (403 otherwise) or refund (negative `cost`).
+"""
+
+from __future__ import annotations
+
+from shared.client_ip import client_ip
+from shared.errors import Forbidden, ValidationFailed
+from shared.handlers import Caller, identify
+from shared.http import Request, Response, endpoint, json_response, lambda_handler, parse_json
+from shared.limiter import check_rate_limits
+from shared.ratelimit import RateLimitCheck, checks_for, decision_headers
+from shared.ratelimit_models import RateLimitCheckRequest, decision_body
+
+
+async def check(request: Request) -> Response:
+    caller = await identify(request)
+    body = parse_json(request, RateLimitCheckRequest)
+    checks = requested_checks(caller, request, body)
+    decision = await check_rate_limits(
+        caller.settings, checks, cost=body.cost, consume=body.consume
+    )
+    return json_response(200, decision_body(decision), decision_headers(decision))
+
+
+def requested_checks(
+    caller: Caller, request: Request, body: RateLimitCheckRequest
+) -> list[RateLimitCheck]:
+    configured = {policy.name for policy in caller.settings.ratelimit_policies}
+    if body.policy not in configured:
+        names = ", ".join(sorted(configured))
+        raise invalid("policy", f"no policy is called {body.policy!r} (configured: {names})")
+    return checks_for(caller.settings, body.policy, identifier(caller, request, body))
+
+
+def identifier(caller: Caller, request: Request, body: RateLimitCheckRequest) -> str:
+    if caller.principal.is_service:
+        if body.identifier is None:
+            raise invalid("identifier", "a service key must name the identifier to check")
+        return body.identifier
+    if body.identifier is not None:
+        raise Forbidden("only a service key may name an identifier; users check their own")
+    if body.cost < 0:
+        raise Forbidden("only a service key may refund (negative cost)")
+    if body.policy != "ip":
+        return caller.principal.user_id or ""
+    address = client_ip(caller.settings, request)
+    if address is None:
+        raise invalid("policy", "the caller's IP address is not known to this deployment")
+    return address
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        "the request does not match the schema",
+        errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
+app = endpoint({"POST": check})
+handler = lambda_handler(app)
