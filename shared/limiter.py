@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from shared import clock
 from shared.client import get_redis
-from shared.errors import RedisUnavailable
+from shared.errors import BadRedisReply, RedisUnavailable
 from shared.keys import QueueKeys
 from shared.lua import load_script, run_script
 from shared.ratelimit import (
@@ -64,7 +64,7 @@ async def _run_script(
         safe_to_repeat=not consume,
     )
     if not isinstance(reply, list) or not reply:
-        reply = [reply]
+        raise BadRedisReply(f"the rate-limit script answered {reply!r:.200}")
     return parse_reply(checks, reply[0] == 1, reply[1:])
 
 
