@@ -3,6 +3,7 @@ gateway: always 200 with the decision, who may check whom, and the fail modes.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -177,6 +178,17 @@ async def test_a_service_key_refunds_and_the_blocked_cache_forgets(
     before = gateway_requests()
     assert (await post(service_headers, policy="user", identifier="u-1")).json()["allowed"]
     assert gateway_requests() - before == 1
+
+
+@pytest.mark.parametrize("algorithm", ["fixed", "sliding", "token"])
+async def test_200_concurrent_calls_against_a_limit_of_50_admit_exactly_50(
+    algorithm: str, policies: Callable[..., None], post: Post, service_headers: dict[str, str]
+) -> None:
+    policies(f"user:50/1m@{algorithm}")
+    calls = [post(service_headers, policy="user", identifier="u-1") for _ in range(200)]
+    responses = await asyncio.gather(*calls)
+    assert {response.status_code for response in responses} == {200}
+    assert sum(response.json()["allowed"] for response in responses) == 50
 
 
 async def test_one_request_to_upstash_per_check_and_none_once_blocked(
