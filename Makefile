@@ -32,6 +32,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Both deploy bundles under build/ (Lambda zip + CloudFormation, Vercel output), smoke-tested.
+package: $(STAMP)
+	bash .ci/package.sh
+
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
