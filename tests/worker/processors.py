@@ -1,0 +1,67 @@
+"""Processors the worker tests run in real worker processes (`tests.worker.processors:<name>`).
+
+Each reads what it should do from the job's `data`. Files (not Redis) carry what the tests
+observe, so the records never add to the commands being counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from shared.errors import PermanentError
+from worker.job import Job
+
+GATE_WAIT_S = 30.0
+
+
+async def record(job: Job) -> dict[str, Any]:
+    """Work for `sleepMs`, then append `<job id> <execution id>` to `$RECORD_DIR/<pid>.log`
+    (an execution that finished) and return the execution id in the result."""
+    await asyncio.sleep(job.data.get("sleepMs", 0) / 1000)
+    execution = uuid.uuid4().hex
+    record_file = Path(os.environ["RECORD_DIR"]) / f"{os.getpid()}.log"
+    with record_file.open("a", encoding="utf-8") as file:
+        file.write(f"{job.id} {execution}\n")
+    return {"pid": os.getpid(), "execution": execution}
+
+
+def gated(job: Job) -> dict[str, Any]:
+    """Sync: report progress, then wait (in the worker's thread) until `data.gate` exists."""
+    job.progress(40, "waiting for the gate")
+    gate = Path(job.data["gate"])
+    deadline = time.monotonic() + GATE_WAIT_S
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never opened the gate")
+        time.sleep(0.01)
+    job.progress(100, "through the gate")
+    return {"gate": "open", "attempt": job.attempt}
+
+
+def hang(job: Job) -> None:
+    """Sync and stubborn: sleeps far longer than any test waits (no thread can be killed)."""
+    time.sleep(job.data.get("sleepS", 120))
+
+
+async def hang_async(job: Job) -> None:
+    await asyncio.sleep(job.data.get("sleepS", 120))
+
+
+def flaky(job: Job) -> dict[str, int]:
+    """Fails every attempt before `data.succeedOn` (default: never succeeds)."""
+    if job.attempt < job.data.get("succeedOn", 1_000):
+        raise RuntimeError(f"attempt {job.attempt} fails")
+    return {"attempt": job.attempt}
+
+
+def permanent(job: Job) -> None:
+    raise PermanentError("this input can never work")
+
+
+def oversized(job: Job) -> str:
+    return "x" * job.data["bytes"]
