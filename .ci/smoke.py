@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from smoke_bundles import EntryPoint, lambda_entry_points, vercel_entry_point  # noqa: E402
 from smoke_process import FunctionProcess  # noqa: E402
+from smoke_worker import Request, check_worker_recipe  # noqa: E402
 
 from local.stack import Gateway, start_local_stack  # noqa: E402
 from tests.functions.platform_events import (  # noqa: E402
@@ -90,12 +91,18 @@ def main() -> None:
         with _processes(args.python, stack.gateway, "lambda", lambda_points, cold_ms) as run:
             for source in LAMBDA_SOURCES:
                 rows += _flow("lambda", source, run)
+            worker_s = check_worker_recipe(
+                args.python, task_root, _worker_environment(stack.gateway), _client(run)
+            )
         by_route = {
             f"{method} {path}": vercel_points[step] for step, (method, path) in ROUTES.items()
         }
         with _processes(args.python, stack.gateway, "vercel", by_route, cold_ms) as run:
             rows += _flow("vercel", "vercel", run)
     _report(rows, cold_ms)
+    print(
+        f"worker (Procfile / Dockerfile command): a job enqueued -> completed in {worker_s:.2f} s"
+    )
 
 
 Run = Callable[[str, str, Call], tuple[PlatformResponse, float]]
@@ -147,11 +154,34 @@ def _environment(gateway: Gateway, bundle: str) -> dict[str, str]:
     return environment
 
 
+def _worker_environment(gateway: Gateway) -> dict[str, str]:
+    return {"UPSTASH_REDIS_REST_URL": gateway.url, "UPSTASH_REDIS_REST_TOKEN": gateway.token}
+
+
+def _client(run: Run) -> Request:
+    """Plain HTTP-style calls as a smoke user, through the HTTP API events."""
+    steps = {route: step for step, route in ROUTES.items()}
+    headers = _bearer(_user_token("smoke-worker"))
+
+    def request(
+        method: str, path: str, query: list[tuple[str, str]], payload: object
+    ) -> tuple[int, Any]:
+        call = Call(method, path, query=query, headers=headers)
+        if payload is not None:
+            call = call.with_json(payload)
+        response, _ = run("http-api", steps[method, path], call)
+        return response.status, response.json()
+
+    return request
+
+
+def _user_token(user_id: str) -> str:
+    return jwt.encode({"sub": user_id, "exp": int(time.time()) + 600}, JWT_SECRET)
+
+
 def _flow(bundle: str, source: str, run: Run) -> list[Row]:
     """enqueue -> status -> stats -> ratelimit-check (user, ip) -> cancel -> wrong method."""
-    user = _bearer(
-        jwt.encode({"sub": f"smoke-{source}", "exp": int(time.time()) + 600}, JWT_SECRET)
-    )
+    user = _bearer(_user_token(f"smoke-{source}"))
     service = _bearer(SERVICE_KEY)
     rows: list[Row] = []
 
