@@ -43,7 +43,8 @@ rm -rf build/lambda build/vercel build/tools
 mkdir -p build/lambda build/tools
 ln -s "$BIN/uv" build/tools/uv
 # Vercel's Python builder looks for python3.12 and uv on PATH.
-export PATH="$(dirname "$PYTHON312"):$ROOT/build/tools:$PATH"
+PATH="$(dirname "$PYTHON312"):$ROOT/build/tools:$PATH"
+export PATH
 
 step "lambda: requirements for manylinux x86_64 / CPython 3.12, byte-compiled, zipped"
 "$BIN/python" .ci/build_lambda.py --python "$PYTHON312" --out build/lambda
