@@ -11,13 +11,14 @@ import signal
 import sys
 
 from shared.backoff import DEFAULT_BASE_MS, DEFAULT_MAX_MS, Backoff
-from shared.errors import ServerMisconfigured
+from shared.errors import AppError, ServerMisconfigured
 from shared.settings import get_settings
 from worker.logs import configure_logging, log_event
 from worker.processor import load_processor
 from worker.schedule import IDLE_BEAT_S
 from worker.worker import Worker, WorkerOptions
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -52,10 +53,14 @@ def main(argv: list[str] | None = None) -> int:
             idle_beat_s=args.idle_beat_s,
         )
         worker = Worker(processor, settings, options)
-    except (ValueError, ImportError, ServerMisconfigured) as error:
+    except (ValueError, ServerMisconfigured) as error:
         log_event("worker_not_started", logging.ERROR, error=str(error))
         return EXIT_USAGE
-    asyncio.run(_serve(worker))
+    try:
+        asyncio.run(_serve(worker))
+    except AppError as error:  # e.g. Upstash refused the token: retrying cannot help
+        log_event("worker_failed", logging.ERROR, error=str(error))
+        return EXIT_FAILED
     return 0
 
 

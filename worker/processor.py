@@ -47,7 +47,10 @@ def load_processor(spec: str) -> Processor:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"processor {spec!r} must look like module:function")
-    target: Any = importlib.import_module(module_name)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"processor {spec!r}: cannot import {module_name}: {error}") from None
     for part in attribute.split("."):
         target = getattr(target, part, None)
         if target is None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from shared import clock
-from shared.errors import RedisUnavailable
+from shared.errors import AppError, RedisUnavailable
 from shared.leases import ClaimedJob, HandBack, release_jobs
 from worker.logs import log_event
 from worker.running import QueueHandle
@@ -27,26 +27,12 @@ async def hand_back(
 ) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     jobs = [HandBack(job.lease, job.priority, job.attempt - 1) for job in claimed]
-    deadline = asyncio.get_running_loop().time() + RELEASE_DEADLINE_S
-    while True:
-        try:
-            released = await release_jobs(
-                queue.redis,
-                queue.settings,
-                queue.keys,
-                jobs,
-                now_ms=clock.now_ms(),
-                sign_off_worker_id=queue.worker_id,
-            )
-            break
-        except RedisUnavailable as error:
-            if asyncio.get_running_loop().time() + RELEASE_RETRY_S > deadline:
-                # Their leases expire and the jobs return to ready (the attempt counted).
-                log_event(
-                    "release_failed", logging.ERROR, workerId=queue.worker_id, error=str(error)
-                )
-                return
-            await asyncio.sleep(RELEASE_RETRY_S)
+    try:
+        released = await _release(queue, jobs)
+    except AppError as error:
+        # Their leases expire and the jobs return to ready (the attempt counted).
+        log_event("release_failed", logging.ERROR, workerId=queue.worker_id, error=str(error))
+        return
     by_id = {job.lease.job_id: job for job in claimed}
     for job_id in released:
         log_event(
@@ -56,3 +42,22 @@ async def hand_back(
             type=by_id[job_id].type,
             attempt=by_id[job_id].attempt,
         )
+
+
+async def _release(queue: QueueHandle, jobs: list[HandBack]) -> list[str]:
+    """Release and sign off, retrying while Upstash is unreachable, up to a deadline."""
+    deadline = asyncio.get_running_loop().time() + RELEASE_DEADLINE_S
+    while True:
+        try:
+            return await release_jobs(
+                queue.redis,
+                queue.settings,
+                queue.keys,
+                jobs,
+                now_ms=clock.now_ms(),
+                sign_off_worker_id=queue.worker_id,
+            )
+        except RedisUnavailable:
+            if asyncio.get_running_loop().time() + RELEASE_RETRY_S > deadline:
+                raise
+            await asyncio.sleep(RELEASE_RETRY_S)
