@@ -140,18 +140,27 @@ def _processes(
 
 
 def _environment(gateway: Gateway, bundle: str) -> dict[str, str]:
-    """What a deployment configures, minus SSM: explicit values win over `_SSM` references."""
-    environment = {
-        "UPSTASH_REDIS_REST_URL": gateway.url,
-        "UPSTASH_REDIS_REST_TOKEN": gateway.token,
+    """What a deployment configures. Lambda: the template's variables, whose `_SSM` references
+    the explicit values here override (no SSM needed). Vercel: the names its Upstash (KV)
+    integration sets, and the trusted client-IP header."""
+    auth = {
         "AUTH_JWT_SECRET": JWT_SECRET,
         "AUTH_API_KEYS": hashlib.sha256(SERVICE_KEY.encode()).hexdigest(),
     }
     if bundle == "vercel":
-        environment |= {"TRUSTED_IP_HEADER": "x-real-ip", "VERCEL": "1", "VERCEL_ENV": "production"}
-    else:
-        environment |= {"AWS_REGION": "us-east-1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
-    return environment
+        return auth | {
+            "KV_REST_API_URL": gateway.url,
+            "KV_REST_API_TOKEN": gateway.token,
+            "TRUSTED_IP_HEADER": "x-real-ip",
+            "VERCEL": "1",
+            "VERCEL_ENV": "production",
+        }
+    return auth | {
+        "UPSTASH_REDIS_REST_URL": gateway.url,
+        "UPSTASH_REDIS_REST_TOKEN": gateway.token,
+        "AWS_REGION": "us-east-1",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+    }
 
 
 def _worker_environment(gateway: Gateway) -> dict[str, str]:

@@ -31,7 +31,7 @@ TEMPLATES = {
     "alb": "alb.json",
     "alb-multi-value": "alb_multi_value.json",
     "function-url": "function_url.json",
-    "vercel": "vercel.json",
+    "vercel": "vercel_invocation.json",
 }
 
 
