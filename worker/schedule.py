@@ -68,7 +68,9 @@ def housekeeping(
     )
 
 
-def idle_commands_per_day(idle_beat_s: float = IDLE_BEAT_S) -> int:
+def idle_commands_per_day(
+    idle_beat_s: float = IDLE_BEAT_S, beat_commands: float = IDLE_BEAT_COMMANDS
+) -> int:
     """Billed commands of an idle worker per day (see the module docstring)."""
     beats = 86_400 / idle_beat_s
-    return round(beats * IDLE_BEAT_COMMANDS + 24 * HOUSEKEEPING_COMMANDS + 1)
+    return round(beats * beat_commands + 24 * HOUSEKEEPING_COMMANDS + 1)
