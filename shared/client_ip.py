@@ -4,7 +4,8 @@ With `TRUSTED_IP_HEADER` set (e.g. `x-real-ip`, which Vercel overwrites), that h
 platform's own source address (API Gateway's `requestContext`, via the ASGI `client`). A
 client-supplied `X-Forwarded-For` is never read unless it is the configured header, and then
 only its last entry: the one the platform itself added (earlier entries come from the client).
-The header missing or not an IP address means the IP is unknown (None), never a guess.
+The same holds for the platform's source address, which behind an ALB is a list too. The
+header missing or not an IP address means the IP is unknown (None), never a guess.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ from shared.settings import Settings
 
 def client_ip(settings: Settings, request: Request) -> str | None:
     if settings.trusted_ip_header:
-        raw = request.header(settings.trusted_ip_header) or ""
-        return _normalise(raw.split(",")[-1])
-    return _normalise(request.source_ip or "")
+        return _last_entry(request.header(settings.trusted_ip_header) or "")
+    return _last_entry(request.source_ip or "")
+
+
+def _last_entry(raw: str) -> str | None:
+    """Behind an ALB, Mangum reports the whole `X-Forwarded-For` as the source address; the
+    last entry is the one the load balancer appended, the earlier ones are the client's."""
+    return _normalise(raw.rsplit(",", maxsplit=1)[-1])
 
 
 def _normalise(raw: str) -> str | None:

@@ -253,8 +253,13 @@ def lambda_handler(app: ASGIApp) -> LambdaHandler:
         nonlocal adapter
         if adapter is None:
             from mangum import Mangum  # noqa: PLC0415 - keep cold-start imports lazy
+            from mangum.adapter import DEFAULT_TEXT_MIME_TYPES  # noqa: PLC0415
 
-            adapter = Mangum(app, lifespan="off")  # type: ignore[arg-type]
+            adapter = Mangum(
+                app,  # type: ignore[arg-type]
+                lifespan="off",
+                text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"],
+            )
         return adapter(event, context)
 
     return handler

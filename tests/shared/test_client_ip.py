@@ -57,6 +57,11 @@ def test_a_header_that_is_not_an_address_means_unknown(raw: str) -> None:
     assert client_ip(settings("x-real-ip"), request(x_real_ip=raw)) is None
 
 
+def test_a_source_address_list_counts_its_last_entry_the_one_the_load_balancer_added() -> None:
+    behind_alb = request("10.6.6.6, 203.0.113.9")
+    assert client_ip(settings(), behind_alb) == "203.0.113.9"
+
+
 def test_no_source_address_means_unknown() -> None:
     assert client_ip(settings(), request(None)) is None
 
