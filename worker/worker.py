@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,7 @@ class Worker:
         finally:
             if stream is not None:
                 stream.cancel()
+                await asyncio.gather(stream, return_exceptions=True)
             await hand_back(
                 queue, [run.claimed for run, _ in self._runs.values()], self._cancel_all()
             )
@@ -127,7 +129,7 @@ class Worker:
                     await self._wake.wait()
         self._wake.clear()
 
-    async def _guarded(self, operation: Any) -> None:
+    async def _guarded(self, operation: Awaitable[None]) -> None:
         """Run one step; when Upstash cannot be reached, log and back off instead of dying."""
         try:
             await operation
