@@ -4,9 +4,11 @@ fencing token: the lease member `<id>|<token>` must still exist, so a worker who
 and was recovered can never write a result (a result is never written twice).
 
 Billed commands per call (1 for the script + each command inside it):
-claim 2 + 3 per job (EVALSHA, ZPOPMIN, then HMGET + HSET per job and one ZADD for all leases;
-5 for one job, 2 when the queue is empty); complete 5 (ZREM, HSET, PEXPIRE, ZADD); fail 4 when
-retrying (ZREM, HSET, ZADD) or 5 when final (+ PEXPIRE); progress 3; release 3 + 2 per job.
+claim 3 + 2 per job (EVALSHA, ZPOPMIN, HMGET + HSET per job, one ZADD for all leases: 5 for one
+job, 2 when the queue is empty); complete 5 (ZREM, HSET, PEXPIRE, ZADD); fail 4 when retrying
+(ZREM, HSET, ZADD) or 5 when final (+ PEXPIRE); a refused (stale) complete or fail 3 (ZREM,
+HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job (ZREM, HSET) + 2 when any was handed
+back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 6 for one job.
 The beat (renewal, recovery, promotion, heartbeat) is in `shared.lease_beat`.
 """
 

@@ -56,7 +56,7 @@ async def claim_one(queue: QueueHarness, now_ms: int = T0_MS) -> ClaimedJob:
     return job
 
 
-async def test_claim_costs_five_for_one_job_three_more_per_extra_job_and_two_when_empty(
+async def test_claim_costs_five_for_one_job_two_more_per_extra_job_and_two_when_empty(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
@@ -67,7 +67,7 @@ async def test_claim_costs_five_for_one_job_three_more_per_extra_job_and_two_whe
         await queue.enqueue()
     _, three = await cost(claim_jobs(r, s, k, count=3, now_ms=T0_MS))
 
-    assert (empty, one, three) == (2, 5, 2 + 3 * 2 + 1)
+    assert (empty, one, three) == (2, 5, 5 + 2 * 2)
 
 
 async def test_complete_costs_five_and_a_stale_complete_three(
