@@ -1,5 +1,6 @@
-"""Every Redis key name, in one place. All keys of a queue share the hash tag `{<queue>}`, so a
-script may touch any of them on Redis Cluster and under Upstash key locking.
+"""Every Redis key name, in one place. All keys of a queue share the hash tag `{<queue>}`, so one
+script may touch several of them on Redis Cluster; every key a script touches is passed in KEYS
+(Cluster and Upstash key locking both need it), never built inside the script.
 
 The data model (values kept as strings; times are epoch milliseconds):
 
@@ -13,7 +14,9 @@ The data model (values kept as strings; times are epoch milliseconds):
                       score = due time.
 - `leases`            ZSET of `<id>|<token>` for running jobs; score = lease deadline. The token
                       is the fencing token: only the holder of the current member may renew,
-                      complete, fail or release the job.
+                      complete, fail or release the job. A claim is two calls: the first pops
+                      the id from `ready` under a provisional lease (the job still `pending`, in
+                      neither `ready` nor `delayed`), the second starts it (`processing`).
 - `done:<status>`     ZSET of finished job ids per final status, score = finishedAt; entries
                       older than the retention are trimmed when new ones are added.
 - idempotency keys    no key of their own: a request with an idempotency key creates the job

@@ -1,11 +1,20 @@
-"""The worker's beat: one script call that renews all of a worker's leases, recovers expired
-leases of any worker, moves due delayed jobs to `ready`, writes the worker's heartbeat, and
-says when the next delayed job or lease falls due.
+"""The worker's beat, and settling what it finds due.
 
-Billed commands: 4 for an idle worker (EVALSHA, ZRANGE leases, ZRANGE delayed, HSET workers);
-+1 when it holds leases (ZADD XX CH renews them all; +1 ZMSCORE only when one was lost);
-+2 per recovered or promoted job and +2 (ZADD ready, PUBLISH) when any became ready;
-+2 with `trim_done_before_ms` and +1 (+1 HDEL) with `prune_workers_before_ms`.
+`beat` is one script call that renews all of a worker's leases, writes its heartbeat, does the
+housekeeping asked for, and reports what has fallen due: expired leases (of any worker) and
+delayed jobs whose time has come, plus when the next thing falls due. It only touches fixed
+keys. `settle` then acts on the due entries in a second call that declares each job's key:
+an expired lease returns its job to `ready` (attempt counted) or fails it when the attempts
+are used up (a job leased but never started returns without spending one); a due delayed job
+moves to `ready`. Settle checks every entry again, so several workers may settle the same ones.
+
+Billed commands: beat 4 for an idle worker (EVALSHA, ZRANGE leases, ZRANGE delayed, HSET
+workers); +1 when it holds leases (ZADD XX CH renews them all; +1 ZMSCORE only when one was
+lost); +2 with `trim_done_before_ms` and +1 (+1 HDEL) with `prune_workers_before_ms`.
+Settle: 1 + 2 per due delayed job (HMGET, HSET) + 1 ZREM delayed; + 1 ZMSCORE leases and 1 per
+expired lease (HMGET; +1 HSET when it ran, +1 PEXPIRE when it fails) + 1 ZREM leases (+1 ZADD
+done:failed when any failed); +2 (ZADD ready, PUBLISH) when any became ready. One due delayed
+job: 6; one expired lease: 7.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from dataclasses import dataclass
 from upstash_redis.asyncio import Redis
 
 from shared.errors import BadRedisReply
-from shared.keys import QueueKeys
+from shared.keys import LEASE_MEMBER_SEPARATOR, QueueKeys
 from shared.leases import to_json
 from shared.lua import ScriptArg, load_script, run_script
 from shared.models import JobError
@@ -59,7 +68,17 @@ class BeatRequest:
 class BeatResult:
     lost: list[str]  # members of `held` that no longer exist: abandon those jobs
     next_due_ms: int | None  # earliest delayed job or lease deadline still ahead
-    became_ready: int  # jobs this beat moved to `ready` (promoted or recovered)
+    expired: list[str]  # lease members past their deadline, for `settle`
+    due: list[str]  # ids of delayed jobs whose time has come, for `settle`
+
+    @property
+    def has_due(self) -> bool:
+        return bool(self.expired or self.due)
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    became_ready: int  # jobs moved to `ready` (promoted or taken back)
     failed: int  # jobs failed because their last attempt's lease expired
 
 
@@ -75,13 +94,11 @@ async def beat(
             [
                 keys.leases,
                 keys.delayed,
-                keys.ready,
                 keys.workers,
                 keys.done("completed"),
                 keys.done("failed"),
-                keys.job(""),
             ],
-            _beat_args(settings, keys, request),
+            _beat_args(request),
             safe_to_repeat=True,
         ),
         "beat",
@@ -92,23 +109,74 @@ async def beat(
     return BeatResult(
         lost=as_str_list(reply[0], "beat lost leases"),
         next_due_ms=None if next_due_ms < 0 else next_due_ms,
-        became_ready=as_int(reply[2], "beat ready count"),
-        failed=as_int(reply[3], "beat failed count"),
+        expired=as_str_list(reply[2], "beat expired leases"),
+        due=as_str_list(reply[3], "beat due jobs"),
     )
 
 
-def _beat_args(settings: Settings, keys: QueueKeys, request: BeatRequest) -> list[ScriptArg]:
+def _beat_args(request: BeatRequest) -> list[ScriptArg]:
     args: list[ScriptArg] = [
         request.now_ms,
         request.worker_id,
         request.heartbeat_json(),
         BEAT_BATCH,
-        settings.job_retention_s * 1000,
         request.trim_done_before_ms,
         request.prune_workers_before_ms,
-        to_json(LEASE_EXPIRED),
-        keys.events_channel,
     ]
     for held in request.held:
         args += [held.member, held.timeout_ms]
     return args
+
+
+async def settle(
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    *,
+    expired: Sequence[str],
+    due: Sequence[str],
+    now_ms: int,
+) -> SettleResult:
+    """Take back `expired` lease members and promote `due` delayed ids, each checked again
+    first. Safe to repeat, and to run from several workers at once."""
+    job_ids = [member.rpartition(LEASE_MEMBER_SEPARATOR)[0] for member in expired] + list(due)
+    args: list[ScriptArg] = [
+        now_ms,
+        settings.job_retention_s * 1000,
+        to_json(LEASE_EXPIRED),
+        keys.events_channel,
+        len(expired),
+        *expired,
+        *due,
+    ]
+    reply = as_list(
+        await run_script(
+            redis,
+            settings,
+            load_script("lease_settle.lua"),
+            [keys.leases, keys.delayed, keys.ready, keys.done("failed")]
+            + [keys.job(job_id) for job_id in job_ids],
+            args,
+            safe_to_repeat=True,
+        ),
+        "settle",
+    )
+    if len(reply) != 2:
+        raise BadRedisReply(f"settle: expected 2 entries, got {len(reply)}")
+    return SettleResult(
+        became_ready=as_int(reply[0], "settle ready count"),
+        failed=as_int(reply[1], "settle failed count"),
+    )
+
+
+async def beat_and_settle(
+    redis: Redis, settings: Settings, keys: QueueKeys, request: BeatRequest
+) -> tuple[BeatResult, SettleResult]:
+    """A beat, then a settle of what it found due (no second request when nothing is)."""
+    result = await beat(redis, settings, keys, request)
+    if not result.has_due:
+        return result, SettleResult(became_ready=0, failed=0)
+    settled = await settle(
+        redis, settings, keys, expired=result.expired, due=result.due, now_ms=request.now_ms
+    )
+    return result, settled

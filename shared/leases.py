@@ -1,15 +1,15 @@
-"""The worker's side of the queue: claim jobs under a lease, then complete, fail, hand back or
-report progress on them. Every call is one script (one HTTP request) and every write checks the
-fencing token: the lease member `<id>|<token>` must still exist, so a worker whose lease expired
-and was recovered can never write a result (a result is never written twice).
+"""The worker's side of a claimed job: complete, fail, hand back or report progress on it. Every
+call is one script (one HTTP request) and every write checks the fencing token: the lease member
+`<id>|<token>` must still exist, so a worker whose lease expired and was recovered can never
+write a result (a result is never written twice).
 
-Billed commands per call (1 for the script + each command inside it):
-claim 3 + 2 per job (EVALSHA, ZPOPMIN, HMGET + HSET per job, one ZADD for all leases: 5 for one
-job, 2 when the queue is empty); complete 5 (ZREM, HSET, PEXPIRE, ZADD); fail 4 when retrying
-(ZREM, HSET, ZADD) or 5 when final (+ PEXPIRE); a refused (stale) complete or fail 3 (ZREM,
-HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job (ZREM, HSET) + 2 when any was handed
-back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 6 for one job.
-The beat (renewal, recovery, promotion, heartbeat) is in `shared.lease_beat`.
+Billed commands per call (1 for the script + each command inside it): complete 5 (ZREM, HSET,
+PEXPIRE, ZADD); fail 4 when retrying (ZREM, HSET, ZADD) or 5 when final (+ PEXPIRE); a refused
+(stale) complete or fail 3 (ZREM, HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job
+(ZREM, HSET) + 2 when any was handed back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 6 for
+one job.
+Claiming (lease, then start) is in `shared.lease_claim`; the beat (renewal, heartbeat) and
+settling what it found due (recovery, promotion) in `shared.lease_beat`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ from shared.errors import BadRedisReply
 from shared.keys import QueueKeys, lease_member
 from shared.lua import load_script, run_script
 from shared.models import JobError, Progress, compact_json
-from shared.replies import as_int, as_list, as_str, as_str_list
+from shared.replies import as_int, as_str, as_str_list
 from shared.settings import Settings
-
-MAX_CLAIM_BATCH = 100
-CLAIM_FIELDS = 9
 
 
 class LeaseOutcome(StrEnum):
@@ -49,24 +46,6 @@ class Lease:
         return lease_member(self.job_id, self.token)
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    lease: Lease
-    type: str
-    user_id: str
-    data_json: str
-    attempt: int
-    max_attempts: int
-    timeout_ms: int
-    priority: int
-
-
-@dataclass(frozen=True)
-class ClaimBatch:
-    jobs: list[ClaimedJob]
-    popped: int  # ids taken from `ready`, including stale entries that were dropped
-
-
 def to_json(value: JobError | Progress) -> str:
     return compact_json(value.model_dump(mode="json"))
 
@@ -77,46 +56,6 @@ def _json_or_empty(value: Progress | None) -> str:
 
 def new_token() -> str:
     return secrets.token_hex(12)
-
-
-async def claim_jobs(
-    redis: Redis, settings: Settings, keys: QueueKeys, *, count: int, now_ms: int
-) -> ClaimBatch:
-    """Up to `count` jobs in priority, then FIFO, order. Not repeated on an unclear failure: a
-    claim whose reply was lost leaves leases that expire and return the jobs to `ready`."""
-    if not 1 <= count <= MAX_CLAIM_BATCH:
-        raise ValueError(f"count must be 1..{MAX_CLAIM_BATCH}")
-    tokens = [new_token() for _ in range(count)]
-    reply = as_list(
-        await run_script(
-            redis,
-            settings,
-            load_script("lease_claim.lua"),
-            [keys.ready, keys.leases, keys.job("")],
-            [now_ms, *tokens],
-        ),
-        "claim",
-    )
-    if not reply or (len(reply) - 1) % CLAIM_FIELDS:
-        raise BadRedisReply(f"claim: unexpected reply length {len(reply)}")
-    rows = range(1, len(reply), CLAIM_FIELDS)
-    jobs = [_claimed_job(reply[row : row + CLAIM_FIELDS]) for row in rows]
-    return ClaimBatch(jobs=jobs, popped=as_int(reply[0], "claim count"))
-
-
-def _claimed_job(fields: list[object]) -> ClaimedJob:
-    job_id, token, job_type, user_id, data_json = (as_str(f, "claim") for f in fields[:5])
-    attempt, max_attempts, timeout_ms, priority = (as_int(f, "claim") for f in fields[5:])
-    return ClaimedJob(
-        lease=Lease(job_id, token),
-        type=job_type,
-        user_id=user_id,
-        data_json=data_json,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        timeout_ms=timeout_ms,
-        priority=priority,
-    )
 
 
 async def complete_job(

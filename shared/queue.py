@@ -2,7 +2,8 @@
 script (enqueue, cancel, stats) or one read (a job's HGETALL). Replies are validated, never
 trusted: a shape we do not expect becomes `BadRedisReply`.
 
-The worker side (claim, renew, complete, fail, release) lives in `shared/leases.py`.
+The worker side lives in `shared/lease_claim.py` (claim), `shared/leases.py` (complete, fail,
+release, progress) and `shared/lease_beat.py` (renew, recover, promote).
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from shared import clock
 from shared.backoff import Backoff, retry_at_ms
 from shared.errors import RedisUnavailable
 from shared.keys import QueueKeys
-from shared.leases import ClaimedJob, LeaseOutcome, complete_job, fail_job, report_progress
+from shared.lease_claim import ClaimedJob
+from shared.leases import LeaseOutcome, complete_job, fail_job, report_progress
 from shared.models import JobError, Progress
 from shared.settings import Settings
 from worker.job import Job

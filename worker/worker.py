@@ -26,8 +26,9 @@ from shared.backoff import Backoff
 from shared.client import get_redis
 from shared.errors import BadRedisReply, RedisUnavailable
 from shared.keys import QueueKeys
-from shared.lease_beat import BeatRequest, HeldLease, beat
-from shared.leases import MAX_CLAIM_BATCH, LeaseOutcome, claim_jobs
+from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat, settle
+from shared.lease_claim import MAX_CLAIM_BATCH, claim_jobs
+from shared.leases import LeaseOutcome
 from shared.queue import WORKER_STALE_AFTER_MS
 from shared.settings import Settings
 from worker.events import EventStream, JobEvent, Subscribed
@@ -170,10 +171,25 @@ class Worker:
             run.lease_valid_until_ms = now_ms + run.claimed.timeout_ms
         for member in result.lost:
             self._abandon(member)
-        if result.became_ready:
-            self._note_ready()
-        self._due_ms = next_due_ms(result.next_due_ms, now_ms)
+        # Until the settle succeeds, what was due stays due: the next step beats again.
+        self._due_ms = next_due_ms(now_ms if result.has_due else result.next_due_ms, now_ms)
         self._schedule_next_beat(now_ms)
+        await self._settle(queue, result, now_ms)
+
+    async def _settle(self, queue: QueueHandle, result: BeatResult, now_ms: int) -> None:
+        if not result.has_due:
+            return
+        settled = await settle(
+            queue.redis,
+            queue.settings,
+            queue.keys,
+            expired=result.expired,
+            due=result.due,
+            now_ms=now_ms,
+        )
+        self._due_ms = next_due_ms(result.next_due_ms, now_ms)
+        if settled.became_ready:
+            self._note_ready()
 
     def _schedule_next_beat(self, now_ms: int) -> None:
         timeouts = [run.claimed.timeout_ms for run, _ in self._runs.values()]

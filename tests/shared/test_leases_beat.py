@@ -1,12 +1,14 @@
-"""The beat: renews a worker's leases and reports lost ones, takes expired leases back (to
-ready, or to failed when attempts are used up, the attempt counted either way), moves due
-delayed jobs to ready, writes the heartbeat and says when to look again. Time is injected."""
+"""The beat renews a worker's leases and reports lost ones, writes the heartbeat, reports what
+fell due and says when to look again; the settle that follows takes expired leases back (to
+ready, or to failed when attempts are used up, the attempt counted either way) and moves due
+delayed jobs to ready, checking each entry again. Time is injected."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -14,12 +16,15 @@ import redis
 from local.stack import Gateway
 from shared import lease_beat
 from shared.keys import lease_member
-from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat
-from shared.leases import ClaimedJob, claim_jobs
-from shared.queue import queue_stats
+from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat, beat_and_settle, settle
+from shared.lease_claim import ClaimedJob, claim_jobs, lease_jobs
+from shared.leases import fail_job
+from shared.models import JobError
+from shared.queue import cancel_job, queue_stats
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 TIMEOUT_MS = 10_000
+BOOM = JobError(message="boom", kind="error")
 
 
 @pytest.fixture
@@ -32,16 +37,45 @@ async def claim(queue: QueueHarness, count: int = 1, now_ms: int = T0_MS) -> lis
     return batch.jobs
 
 
+@dataclass(frozen=True)
+class Beat:
+    """What a worker learns from a beat and the settle that follows it."""
+
+    lost: list[str]
+    next_due_ms: int | None
+    became_ready: int
+    failed: int
+
+
+def beat_request(
+    now_ms: int, held: Sequence[ClaimedJob] = (), worker_id: str = "w1", **options: int
+) -> BeatRequest:
+    leases = [HeldLease(job.lease.member, job.timeout_ms) for job in held]
+    return BeatRequest(worker_id, leases, concurrency=2, now_ms=now_ms, **options)
+
+
 async def run_beat(
     queue: QueueHarness,
     now_ms: int,
     held: Sequence[ClaimedJob] = (),
     worker_id: str = "w1",
     **options: int,
-) -> BeatResult:
-    leases = [HeldLease(job.lease.member, job.timeout_ms) for job in held]
-    request = BeatRequest(worker_id, leases, concurrency=2, now_ms=now_ms, **options)
-    return await beat(queue.redis, queue.settings, queue.keys, request)
+) -> Beat:
+    request = beat_request(now_ms, held, worker_id, **options)
+    found, settled = await beat_and_settle(queue.redis, queue.settings, queue.keys, request)
+    return Beat(found.lost, found.next_due_ms, settled.became_ready, settled.failed)
+
+
+async def scan(queue: QueueHarness, now_ms: int) -> BeatResult:
+    """A beat alone, without the settle."""
+    return await beat(queue.redis, queue.settings, queue.keys, beat_request(now_ms))
+
+
+async def settle_found(queue: QueueHarness, found: BeatResult, now_ms: int) -> tuple[int, int]:
+    settled = await settle(
+        queue.redis, queue.settings, queue.keys, expired=found.expired, due=found.due, now_ms=now_ms
+    )
+    return settled.became_ready, settled.failed
 
 
 async def test_an_expired_lease_returns_the_job_to_ready_and_the_attempt_stays_counted(
@@ -177,8 +211,8 @@ async def test_a_full_batch_reports_more_work_due_now(
 
 
 async def test_an_empty_queue_has_nothing_due(queue: QueueHarness) -> None:
-    result = await run_beat(queue, now_ms=T0_MS)
-    assert result == lease_beat.BeatResult(lost=[], next_due_ms=None, became_ready=0, failed=0)
+    result = await scan(queue, now_ms=T0_MS)
+    assert result == BeatResult(lost=[], next_due_ms=None, expired=[], due=[])
 
 
 async def test_the_heartbeat_shows_the_worker_in_stats(queue: QueueHarness) -> None:
@@ -232,3 +266,105 @@ async def test_a_lease_whose_job_vanished_is_simply_dropped(queue: QueueHarness)
 
     assert (result.became_ready, result.failed) == (0, 0)
     assert queue.members(queue.keys.leases) == []
+
+
+async def test_the_beat_alone_changes_no_job_and_reports_what_fell_due(
+    queue: QueueHarness,
+) -> None:
+    running_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
+    (job,) = await claim(queue)
+    delayed_id = await queue.enqueue(delayMs=1_000)
+    before = {job_id: queue.job(job_id) for job_id in (running_id, delayed_id)}
+
+    found = await scan(queue, now_ms=T0_MS + TIMEOUT_MS + 1)
+
+    assert (found.expired, found.due) == ([job.lease.member], [delayed_id])
+    assert {job_id: queue.job(job_id) for job_id in before} == before
+    assert queue.members(queue.keys.leases) == [job.lease.member]
+    assert queue.members(queue.keys.delayed) == [delayed_id]
+    assert queue.members(queue.keys.ready) == []
+
+
+async def test_settle_leaves_alone_a_lease_its_owner_renewed_after_the_beat(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
+    (job,) = await claim(queue)
+    late_ms = T0_MS + TIMEOUT_MS + 1
+    found = await scan(queue, now_ms=late_ms)
+
+    await run_beat(queue, now_ms=late_ms, held=[job], worker_id="owner")
+
+    assert await settle_found(queue, found, now_ms=late_ms) == (0, 0)
+    assert queue.job(job_id)["status"] == "processing"
+    assert queue.members(queue.keys.leases) == [job.lease.member]
+
+
+async def test_two_workers_settling_the_same_entries_act_once(queue: QueueHarness) -> None:
+    running_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
+    await claim(queue)
+    delayed_id = await queue.enqueue(delayMs=1_000)
+    late_ms = T0_MS + TIMEOUT_MS + 1
+    found_by_one, found_by_other = await scan(queue, late_ms), await scan(queue, late_ms)
+
+    assert await settle_found(queue, found_by_one, now_ms=late_ms) == (2, 0)
+    after_first = {job_id: queue.job(job_id) for job_id in (running_id, delayed_id)}
+    ready_after_first = queue.scores(queue.keys.ready)
+    assert await settle_found(queue, found_by_other, now_ms=late_ms + 1) == (0, 0)
+
+    assert {job_id: queue.job(job_id) for job_id in after_first} == after_first
+    assert queue.scores(queue.keys.ready) == ready_after_first
+    assert sorted(ready_after_first) == sorted([running_id, delayed_id])
+    assert after_first[running_id]["attempts"] == "1"
+
+
+async def test_settle_does_not_promote_a_job_delayed_again_since_the_beat(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue(delayMs=1_000)
+    found = await scan(queue, now_ms=T0_MS + 1_000)
+    await run_beat(queue, now_ms=T0_MS + 1_000, worker_id="quicker")
+    (job,) = await claim(queue, now_ms=T0_MS + 1_001)
+    retry_at_ms = T0_MS + 60_000
+    r, s, k = queue.redis, queue.settings, queue.keys
+    await fail_job(r, s, k, job.lease, BOOM, retry_at_ms=retry_at_ms, now_ms=T0_MS + 1_002)
+
+    assert await settle_found(queue, found, now_ms=T0_MS + 1_003) == (0, 0)
+
+    assert queue.job(job_id)["status"] == "delayed"
+    assert queue.scores(queue.keys.delayed) == {job_id: retry_at_ms}
+    assert queue.members(queue.keys.ready) == []
+
+
+async def test_a_job_leased_but_never_started_returns_to_ready_without_spending_an_attempt(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue(priority=3)
+    await lease_jobs(queue.redis, queue.settings, queue.keys, count=1, now_ms=T0_MS)
+    provisional_ms = queue.scores(queue.keys.leases).popitem()[1]
+
+    assert (await run_beat(queue, now_ms=int(provisional_ms) - 1)).became_ready == 0
+    result = await run_beat(queue, now_ms=int(provisional_ms) + 1)
+
+    assert (result.became_ready, result.failed) == (1, 0)
+    stored = queue.job(job_id)
+    assert (stored["status"], stored["attempts"]) == ("pending", "0")
+    assert queue.scores(queue.keys.ready) == {job_id: 3 * 10**13 + provisional_ms + 1}
+    assert queue.members(queue.keys.leases) == []
+    (again,) = await claim(queue, now_ms=int(provisional_ms) + 2)
+    assert again.attempt == 1
+
+
+async def test_the_expired_lease_of_a_job_cancelled_before_it_started_is_just_dropped(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue()
+    await lease_jobs(queue.redis, queue.settings, queue.keys, count=1, now_ms=T0_MS)
+    await cancel_job(queue.redis, queue.settings, job_id, None, T0_MS + 1)
+
+    result = await run_beat(queue, now_ms=T0_MS + 3_600_000)
+
+    assert (result.became_ready, result.failed) == (0, 0)
+    assert queue.job(job_id)["status"] == "cancelled"
+    assert queue.members(queue.keys.leases) == []
+    assert queue.members(queue.keys.ready) == []

@@ -1,5 +1,5 @@
 """Claiming jobs: priority order, FIFO within a priority, delayed jobs wait for their time, and
-a claim leases the job with a fresh fencing token and counts the attempt."""
+a claim (lease, then start) leases the job with a fresh fencing token and counts the attempt."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ import pytest
 import redis
 
 from local.stack import Gateway
+from shared.errors import Conflict
 from shared.keys import lease_member
-from shared.lease_beat import BeatRequest, beat
-from shared.leases import ClaimBatch, claim_jobs
+from shared.lease_beat import BeatRequest, beat_and_settle
+from shared.lease_claim import (
+    PROVISIONAL_LEASE_MS,
+    ClaimBatch,
+    claim_jobs,
+    lease_jobs,
+    start_jobs,
+)
+from shared.leases import Lease
+from shared.models import JobStatus
+from shared.queue import cancel_job
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 
@@ -84,10 +94,10 @@ async def test_claim_skips_delayed_jobs_until_a_beat_finds_them_due(queue: Queue
     now = await queue.enqueue(now_ms=T0_MS + 1)
 
     assert await claim_ids(queue, 5, T0_MS + 2) == [now]
-    await beat(queue.redis, queue.settings, queue.keys, idle_beat(T0_MS + 59_999))
+    await beat_at(queue, T0_MS + 59_999)
     assert await claim_ids(queue, 5, T0_MS + 59_999) == []
 
-    await beat(queue.redis, queue.settings, queue.keys, idle_beat(T0_MS + 60_000))
+    await beat_at(queue, T0_MS + 60_000)
     assert queue.job(later)["status"] == "pending"
     assert await claim_ids(queue, 5, T0_MS + 60_000) == [later]
 
@@ -97,7 +107,7 @@ async def test_due_delayed_jobs_keep_priority_order_when_they_become_ready(
 ) -> None:
     low = await queue.enqueue(priority=9, delayMs=1_000, now_ms=T0_MS)
     high = await queue.enqueue(priority=1, delayMs=2_000, now_ms=T0_MS)
-    await beat(queue.redis, queue.settings, queue.keys, idle_beat(T0_MS + 5_000))
+    await beat_at(queue, T0_MS + 5_000)
 
     assert await claim_ids(queue, 2, T0_MS + 5_000) == [high, low]
 
@@ -120,5 +130,96 @@ async def test_claim_drops_a_ready_entry_whose_job_is_gone_or_not_pending(
     assert not queue.direct.exists(queue.keys.job(gone))
 
 
-def idle_beat(now_ms: int) -> BeatRequest:
-    return BeatRequest(worker_id="w-test", held=[], concurrency=1, now_ms=now_ms)
+async def lease(queue: QueueHarness, count: int = 1, now_ms: int = T0_MS) -> list[Lease]:
+    return await lease_jobs(queue.redis, queue.settings, queue.keys, count=count, now_ms=now_ms)
+
+
+async def start(queue: QueueHarness, leases: list[Lease], now_ms: int = T0_MS) -> list[str]:
+    jobs = await start_jobs(queue.redis, queue.settings, queue.keys, leases, now_ms=now_ms)
+    return [job.lease.job_id for job in jobs]
+
+
+async def test_a_lease_takes_the_job_from_ready_under_a_provisional_lease_and_leaves_it_pending(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue(timeoutMs=60_000)
+    before = queue.job(job_id)
+
+    (leased,) = await lease(queue, count=3, now_ms=T0_MS + 5)
+
+    assert leased.job_id == job_id
+    provisional_ms = T0_MS + 5 + PROVISIONAL_LEASE_MS + queue.settings.redis_timeout_ms
+    assert queue.scores(queue.keys.leases) == {leased.member: provisional_ms}
+    assert queue.members(queue.keys.ready) == []
+    assert queue.job(job_id) == before, "the job hash is only written by start"
+
+
+async def test_start_counts_the_attempt_and_moves_the_deadline_to_now_plus_the_timeout(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue(timeoutMs=60_000)
+    leases = await lease(queue)
+
+    assert await start(queue, leases, now_ms=T0_MS + 40) == [job_id]
+
+    stored = queue.job(job_id)
+    assert (stored["status"], stored["attempts"]) == ("processing", "1")
+    assert (stored["startedAt"], stored["token"]) == (str(T0_MS + 40), leases[0].token)
+    assert queue.scores(queue.keys.leases) == {leases[0].member: T0_MS + 40 + 60_000}
+
+
+async def test_repeating_a_start_returns_the_job_again_without_counting_another_attempt(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue()
+    leases = await lease(queue)
+    (first,) = await start_jobs(queue.redis, queue.settings, queue.keys, leases, now_ms=T0_MS)
+
+    (again,) = await start_jobs(queue.redis, queue.settings, queue.keys, leases, now_ms=T0_MS)
+
+    assert again == first
+    assert queue.job(job_id)["attempts"] == "1"
+
+
+async def test_a_job_cancelled_between_lease_and_start_is_not_started_and_loses_its_lease(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue()
+    leases = await lease(queue)
+
+    cancelled = await cancel_job(queue.redis, queue.settings, job_id, "user-1", T0_MS + 1)
+
+    assert cancelled.status is JobStatus.CANCELLED
+    assert await start(queue, leases, now_ms=T0_MS + 2) == []
+    assert queue.job(job_id)["status"] == "cancelled"
+    assert queue.members(queue.keys.leases) == []
+    assert queue.members(queue.keys.ready) == []
+
+
+async def test_a_started_job_can_no_longer_be_cancelled(queue: QueueHarness) -> None:
+    job_id = await queue.enqueue()
+    await claim(queue)
+
+    with pytest.raises(Conflict, match="processing"):
+        await cancel_job(queue.redis, queue.settings, job_id, "user-1", T0_MS + 1)
+
+
+async def test_start_after_the_provisional_lease_was_taken_back_starts_nothing(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue()
+    leases = await lease(queue)
+    await beat_at(queue, T0_MS + PROVISIONAL_LEASE_MS + queue.settings.redis_timeout_ms + 1)
+
+    assert await start(queue, leases, now_ms=T0_MS + 60_000) == []
+
+    stored = queue.job(job_id)
+    assert (stored["status"], stored["attempts"]) == ("pending", "0")
+    assert queue.members(queue.keys.ready) == [job_id]
+    assert queue.members(queue.keys.leases) == []
+
+
+async def beat_at(queue: QueueHarness, now_ms: int) -> None:
+    """An idle worker's beat, and the settle of what it found due."""
+    request = BeatRequest(worker_id="w-test", held=[], concurrency=1, now_ms=now_ms)
+    await beat_and_settle(queue.redis, queue.settings, queue.keys, request)

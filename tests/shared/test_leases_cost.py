@@ -10,11 +10,10 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared.lease_beat import BeatRequest, HeldLease, beat
+from shared.lease_beat import BeatRequest, HeldLease, beat, settle
+from shared.lease_claim import ClaimedJob, claim_jobs, lease_jobs, start_jobs
 from shared.leases import (
-    ClaimedJob,
     HandBack,
-    claim_jobs,
     complete_job,
     fail_job,
     release_jobs,
@@ -56,18 +55,33 @@ async def claim_one(queue: QueueHarness, now_ms: int = T0_MS) -> ClaimedJob:
     return job
 
 
-async def test_claim_costs_five_for_one_job_two_more_per_extra_job_and_two_when_empty(
+async def test_a_lease_costs_three_whatever_the_batch_and_two_when_the_queue_is_empty(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
-    _, empty = await cost(claim_jobs(r, s, k, count=4, now_ms=T0_MS))
+    _, empty = await cost(lease_jobs(r, s, k, count=4, now_ms=T0_MS))
     await queue.enqueue()
-    _, one = await cost(claim_jobs(r, s, k, count=1, now_ms=T0_MS))
+    _, one = await cost(lease_jobs(r, s, k, count=1, now_ms=T0_MS))
     for _ in range(3):
         await queue.enqueue()
-    _, three = await cost(claim_jobs(r, s, k, count=3, now_ms=T0_MS))
+    _, three = await cost(lease_jobs(r, s, k, count=3, now_ms=T0_MS))
 
-    assert (empty, one, three) == (2, 5, 5 + 2 * 2)
+    assert (empty, one, three) == (2, 3, 3)
+
+
+async def test_a_start_costs_four_for_one_job_and_two_more_per_extra_job(
+    queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
+) -> None:
+    r, s, k = queue.redis, queue.settings, queue.keys
+    for _ in range(4):
+        await queue.enqueue()
+    one = await lease_jobs(r, s, k, count=1, now_ms=T0_MS)
+    three = await lease_jobs(r, s, k, count=3, now_ms=T0_MS)
+
+    _, one_cost = await cost(start_jobs(r, s, k, one, now_ms=T0_MS))
+    _, three_cost = await cost(start_jobs(r, s, k, three, now_ms=T0_MS))
+
+    assert (one_cost, three_cost) == (4, 4 + 2 * 2)
 
 
 async def test_complete_costs_five_and_a_stale_complete_three(
@@ -129,13 +143,40 @@ async def test_an_idle_beat_costs_four_and_a_busy_one_five(
     assert (idle, busy) == (4, 5)
 
 
-async def test_enqueue_claim_complete_of_one_job_costs_claim_plus_complete_ten_beyond_enqueue(
-    queue: QueueHarness, billed_commands: Callable[[], int]
+async def test_settle_costs_six_for_a_due_delayed_job_and_seven_for_an_expired_lease(
+    queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
-    before = billed_commands()
-    await queue.enqueue()
-    enqueue = billed_commands() - before
-    job = await claim_one(queue)
-    await complete_job(queue.redis, queue.settings, queue.keys, job.lease, "1", now_ms=T0_MS + 1)
+    r, s, k = queue.redis, queue.settings, queue.keys
+    delayed_id = await queue.enqueue(delayMs=1_000)
+    _, promote = await cost(settle(r, s, k, expired=[], due=[delayed_id], now_ms=T0_MS + 1_000))
+    retried, last = await queue.enqueue(timeoutMs=1_000), await queue.enqueue(maxAttempts=1)
+    jobs = (await claim_jobs(r, s, k, count=3, now_ms=T0_MS + 1_000)).jobs
+    (retried_job,) = [job for job in jobs if job.lease.job_id == retried]
+    (last_job,) = [job for job in jobs if job.lease.job_id == last]
+    late_ms = T0_MS + 3_600_000
 
-    assert billed_commands() - before == enqueue + 10
+    _, recover = await cost(
+        settle(r, s, k, expired=[retried_job.lease.member], due=[], now_ms=late_ms)
+    )
+    _, fail = await cost(settle(r, s, k, expired=[last_job.lease.member], due=[], now_ms=late_ms))
+
+    assert (promote, recover, fail) == (6, 7, 7)
+
+
+async def test_one_job_from_enqueue_to_complete_costs_twelve_beyond_enqueue_in_three_requests(
+    queue: QueueHarness,
+    billed_commands: Callable[[], int],
+    gateway_requests: Callable[[], int],
+) -> None:
+    """Lease 3 (EVALSHA, ZPOPMIN, ZADD), start 4 (EVALSHA, HMGET, ZADD XX CH, HSET), complete 5
+    (EVALSHA, ZREM, HSET, PEXPIRE, ZADD)."""
+    r, s, k = queue.redis, queue.settings, queue.keys
+    await queue.enqueue()
+    billed, requests = billed_commands(), gateway_requests()
+
+    leases = await lease_jobs(r, s, k, count=1, now_ms=T0_MS)
+    (job,) = await start_jobs(r, s, k, leases, now_ms=T0_MS)
+    await complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 1)
+
+    assert billed_commands() - billed == 3 + 4 + 5
+    assert gateway_requests() - requests == 3

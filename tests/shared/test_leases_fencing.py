@@ -9,12 +9,11 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared.lease_beat import BeatRequest, beat
+from shared.lease_beat import BeatRequest, beat_and_settle
+from shared.lease_claim import ClaimedJob, claim_jobs
 from shared.leases import (
-    ClaimedJob,
     HandBack,
     LeaseOutcome,
-    claim_jobs,
     complete_job,
     fail_job,
     release_jobs,
@@ -65,7 +64,7 @@ async def expire_and_recover(queue: QueueHarness, job: ClaimedJob) -> None:
     """Another worker's beat after the lease deadline takes the job back."""
     after_deadline = T0_MS + job.timeout_ms + 1
     request = BeatRequest(worker_id="other", held=[], concurrency=1, now_ms=after_deadline)
-    await beat(queue.redis, queue.settings, queue.keys, request)
+    await beat_and_settle(queue.redis, queue.settings, queue.keys, request)
 
 
 async def test_complete_with_the_current_token_stores_the_result_and_expires_the_job(
@@ -173,7 +172,8 @@ async def test_fail_without_a_retry_time_fails_the_job_for_good(queue: QueueHarn
 async def test_complete_after_a_failed_attempt_clears_the_old_error(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
     await fail(queue, await claim_one(queue), retry_at_ms=T0_MS + 1)
-    await beat(queue.redis, queue.settings, queue.keys, BeatRequest("w", [], 1, T0_MS + 1))
+    request = BeatRequest("w", [], 1, T0_MS + 1)
+    await beat_and_settle(queue.redis, queue.settings, queue.keys, request)
     retry = await claim_one(queue, now_ms=T0_MS + 2)
 
     assert retry.attempt == 2

@@ -15,8 +15,9 @@ from shared.client import get_redis
 from shared.errors import Conflict
 from shared.job_ids import new_job_id
 from shared.keys import QueueKeys
-from shared.lease_beat import BeatRequest, beat
-from shared.leases import ClaimBatch, LeaseOutcome, claim_jobs, complete_job
+from shared.lease_beat import BeatRequest, beat_and_settle
+from shared.lease_claim import ClaimBatch, claim_jobs
+from shared.leases import LeaseOutcome, complete_job
 from shared.lua import load_script
 from shared.models import EnqueueRequest, Job, JobStatus, enqueue_context
 from shared.queue import NewJob, cancel_job, enqueue_job, get_job
@@ -24,7 +25,13 @@ from shared.ratelimit import RateLimitCheck
 from shared.settings import Settings, load_settings
 from tests.shared.queue_support import preload_queue_scripts, real_now_ms
 
-LEASE_SCRIPTS = ("lease_claim.lua", "lease_complete.lua", "lease_beat.lua")
+LEASE_SCRIPTS = (
+    "lease_take.lua",
+    "lease_start.lua",
+    "lease_complete.lua",
+    "lease_beat.lua",
+    "lease_settle.lua",
+)
 
 
 @pytest.fixture
@@ -59,7 +66,8 @@ async def claim(settings: Settings, keys: QueueKeys, now_ms: int, count: int = 1
 
 async def promote(settings: Settings, keys: QueueKeys, now_ms: int) -> int:
     request = BeatRequest(worker_id="w-1", held=[], concurrency=1, now_ms=now_ms)
-    return (await beat(get_redis(settings), settings, keys, request)).became_ready
+    _, settled = await beat_and_settle(get_redis(settings), settings, keys, request)
+    return settled.became_ready
 
 
 async def test_claims_take_jobs_by_priority_then_in_enqueue_order(
@@ -125,7 +133,7 @@ async def test_a_claimed_job_cannot_be_cancelled_and_then_shows_its_result(
     assert redis_direct.pttl(keys.job(job.id)) > 0
 
 
-async def test_one_job_with_a_user_and_an_ip_policy_bills_17_commands_in_three_requests(
+async def test_one_job_with_a_user_and_an_ip_policy_bills_19_commands_in_four_requests(
     settings: Settings,
     keys: QueueKeys,
     gateway_requests: Callable[[], int],
@@ -137,8 +145,8 @@ async def test_one_job_with_a_user_and_an_ip_policy_bills_17_commands_in_three_r
     await enqueued(settings, now_ms, checks)
     (claimed,) = (await claim(settings, keys, now_ms, count=1)).jobs
     await complete_job(get_redis(settings), settings, keys, claimed.lease, "1", now_ms=now_ms)
-    assert gateway_requests() - requests == 3
-    # enqueue 7 (EVALSHA, MGET, SET, SET, HSET, ZADD, PUBLISH) + claim 5 (EVALSHA, ZPOPMIN,
-    # HMGET, HSET, ZADD) + complete 5 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD). The target
-    # of 12 is not reachable while claim and complete cost 5 each.
-    assert billed_commands() - billed == 17
+    assert gateway_requests() - requests == 4
+    # enqueue 7 (EVALSHA, MGET, SET, SET, HSET, ZADD, PUBLISH) + claim 7 in two requests: lease
+    # (EVALSHA, ZPOPMIN, ZADD) and start (EVALSHA, HMGET, ZADD, HSET), so that every job key is
+    # declared in KEYS + complete 5 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD).
+    assert billed_commands() - billed == 19

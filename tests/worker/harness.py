@@ -19,8 +19,10 @@ from shared.queue import NewJob, enqueue_job
 from shared.settings import Settings, load_settings
 
 LEASE_SCRIPTS = (
-    "lease_claim.lua",
+    "lease_take.lua",
+    "lease_start.lua",
     "lease_beat.lua",
+    "lease_settle.lua",
     "lease_complete.lua",
     "lease_fail.lua",
     "lease_release.lua",

@@ -1,0 +1,107 @@
+-- Act on what a beat found due, with every job key declared: take back expired leases and move
+-- due delayed jobs to `ready`. Each entry is checked again first (another worker may have
+-- settled it, or its owner renewed it, since the beat looked), so repeating a call, or several
+-- workers settling the same entries, changes nothing more.
+--
+-- An expired lease of a running job returns it to `ready` with the attempt counted, or fails
+-- it (error ARGV[3], kind lease_expired) when its attempts are used up. An expired lease of a
+-- job that was leased but never started (still pending) returns it to `ready`: no attempt was
+-- spent. A lease whose job is in any other state is just removed.
+--
+-- KEYS[1]  leases ZSET (member "<id>|<token>", score = deadline)
+-- KEYS[2]  delayed ZSET (score = due time = the job's runAt)
+-- KEYS[3]  ready ZSET (score priority * 1e13 + readyAtMs)
+-- KEYS[4]  done:failed ZSET (score finishedAt)
+-- KEYS[5..] the job HASH of each expired lease member, then of each due delayed id, in the
+--          order of the ARGV entries
+-- ARGV[1]  now_ms
+-- ARGV[2]  retention in ms (PEXPIRE of a job failed by an expired lease)
+-- ARGV[3]  error JSON recorded on a job whose last attempt's lease expired
+-- ARGV[4]  the events channel: one PUBLISH "<id> <now_ms>" when jobs became ready
+-- ARGV[5]  E, the number of expired lease members that follow
+-- ARGV[6..5+E] the expired lease members "<id>|<token>"
+-- ARGV[6+E..] the due delayed job ids
+--
+-- Returns { ready_count, failed_count }: jobs moved to `ready`, jobs failed.
+local now_ms = tonumber(ARGV[1])
+local n_expired = tonumber(ARGV[5])
+local ready, ready_ids, failed = {}, {}, {}
+
+local function make_ready(id, priority, ready_at_ms)
+  ready[#ready + 1] = (tonumber(priority) or 0) * 1e13 + ready_at_ms
+  ready[#ready + 1] = id
+  ready_ids[#ready_ids + 1] = id
+end
+
+local function take_back(job_key, member)
+  local id = string.match(member, '^(.*)|') or ''
+  local token = string.sub(member, #id + 2)
+  local job = redis.call('HMGET', job_key, 'status', 'token', 'attempts', 'maxAttempts',
+    'priority')
+  if job[1] == 'pending' then
+    make_ready(id, job[5], now_ms)
+  elseif job[1] ~= 'processing' or job[2] ~= token then
+    return
+  elseif (tonumber(job[3]) or 0) >= (tonumber(job[4]) or 1) then
+    redis.call('HSET', job_key, 'status', 'failed', 'error', ARGV[3], 'finishedAt', ARGV[1],
+      'token', '')
+    redis.call('PEXPIRE', job_key, ARGV[2])
+    failed[#failed + 1] = now_ms
+    failed[#failed + 1] = id
+  else
+    redis.call('HSET', job_key, 'status', 'pending', 'token', '')
+    make_ready(id, job[5], now_ms)
+  end
+end
+
+local function recover_expired()
+  local members = {}
+  for i = 1, n_expired do
+    members[i] = ARGV[5 + i]
+  end
+  if #members == 0 then
+    return
+  end
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  local expired = {}
+  for i, member in ipairs(members) do
+    if scores[i] and tonumber(scores[i]) <= now_ms then
+      expired[#expired + 1] = member
+      take_back(KEYS[4 + i], member)
+    end
+  end
+  if #expired > 0 then
+    redis.call('ZREM', KEYS[1], unpack(expired))
+  end
+  if #failed > 0 then
+    redis.call('ZADD', KEYS[4], unpack(failed))
+  end
+end
+
+-- A job is delayed exactly while it is in `delayed`, scored by its runAt.
+local function promote_due()
+  local settled = {}
+  for i = 6 + n_expired, #ARGV do
+    local id = ARGV[i]
+    local job = redis.call('HMGET', KEYS[i - 1], 'status', 'priority', 'runAt')
+    local run_at = tonumber(job[3]) or now_ms
+    if job[1] ~= 'delayed' then
+      settled[#settled + 1] = id
+    elseif run_at <= now_ms then
+      redis.call('HSET', KEYS[i - 1], 'status', 'pending')
+      make_ready(id, job[2], run_at)
+      settled[#settled + 1] = id
+    end
+  end
+  if #settled > 0 then
+    redis.call('ZREM', KEYS[2], unpack(settled))
+  end
+end
+
+recover_expired()
+promote_due()
+if #ready > 0 then
+  redis.call('ZADD', KEYS[3], unpack(ready))
+  redis.call('PUBLISH', ARGV[4], ready_ids[1] .. ' ' .. ARGV[1])
+end
+return { #ready_ids, #failed / 2 }

@@ -1,0 +1,69 @@
+-- Start the jobs that `lease_take.lua` leased: for each one still leased by the caller's token
+-- and still pending, mark it processing (one more attempt, the token, startedAt, no progress)
+-- and move its lease deadline to now + timeoutMs. A job that is no longer pending (cancelled
+-- meanwhile, or gone) loses its lease and is not started; a job whose lease is gone (it expired
+-- and was returned to `ready`) is left alone.
+--
+-- KEYS[1]  leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
+-- KEYS[2..] the job HASH of each leased job, in the order of the ARGV pairs
+-- ARGV[1]  now_ms, the caller's clock (startedAt)
+-- ARGV[2..] per job, two entries: its id and its fencing token
+--
+-- Returns { id, token, type, userId, data, attempts, maxAttempts, timeoutMs, priority, id, ... }:
+-- 9 fields per started job (attempts counts this one). Repeating a call that was applied
+-- returns the same jobs again without counting another attempt.
+local now_ms = tonumber(ARGV[1])
+local FIELDS = { 'status', 'token', 'type', 'userId', 'data', 'attempts', 'maxAttempts',
+  'timeoutMs', 'priority' }
+
+local wanted, deadlines, dropped = {}, {}, {}
+for i = 2, #KEYS do
+  local id, token = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local job = redis.call('HMGET', KEYS[i], unpack(FIELDS))
+  local timeout_ms = tonumber(job[8])
+  local repeated = job[1] == 'processing' and job[2] == token
+  local member = id .. '|' .. token
+  if timeout_ms and (job[1] == 'pending' or repeated) then
+    wanted[#wanted + 1] = { key = KEYS[i], id = id, token = token, job = job, member = member }
+    deadlines[#deadlines + 1] = now_ms + timeout_ms
+    deadlines[#deadlines + 1] = member
+  else
+    dropped[#dropped + 1] = member
+  end
+end
+if #dropped > 0 then
+  redis.call('ZREM', KEYS[1], unpack(dropped))
+end
+
+-- XX never re-creates a lease that expired and was taken back; CH counts the moved deadlines.
+-- Only when some did not move (gone, or the same deadline again) ask which leases exist.
+local held = {}
+if #wanted > 0 and redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(deadlines)) ~= #wanted then
+  local members = {}
+  for i, start in ipairs(wanted) do
+    members[i] = start.member
+  end
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  for i = 1, #wanted do
+    held[i] = scores[i] ~= false
+  end
+end
+
+local reply = {}
+for i, start in ipairs(wanted) do
+  if held[i] ~= false then
+    local job = start.job
+    local attempts = tonumber(job[6]) or 0
+    if job[1] == 'pending' then
+      attempts = attempts + 1
+      redis.call('HSET', start.key, 'status', 'processing', 'attempts', attempts,
+        'startedAt', ARGV[1], 'token', start.token, 'progress', '')
+    end
+    local fields = { start.id, start.token, job[3] or '', job[4] or '', job[5] or '', attempts,
+      job[7] or '1', job[8], job[9] or '0' }
+    for _, field in ipairs(fields) do
+      reply[#reply + 1] = field
+    end
+  end
+end
+return reply
