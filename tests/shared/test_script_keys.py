@@ -1,0 +1,199 @@
+"""Every key a script touches is passed in KEYS (SPEC §6: Redis Cluster and Upstash key locking
+both need it). Statically: no script builds a key name. Dynamically: every operation of the
+queue runs through the gateway while Redis's MONITOR records what each script did, and every
+key of every command a script ran must be one of the keys its EVALSHA declared."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Iterator
+from typing import TypeVar
+
+import pytest
+import redis
+
+from local.stack import Gateway, LocalStack
+from shared import ratelimit
+from shared.errors import Conflict
+from shared.job_ids import idempotent_job_id, new_job_id
+from shared.lease_beat import BeatRequest, HeldLease, beat, settle
+from shared.lease_claim import ClaimedJob, lease_jobs, start_jobs
+from shared.leases import HandBack, complete_job, fail_job, release_jobs, report_progress
+from shared.limiter import SCRIPT_FILES as RATELIMIT_SCRIPT
+from shared.limiter import check_rate_limits
+from shared.lua import SCRIPTS_DIR, Script, load_script, run_script
+from shared.models import EnqueueRequest, JobError, Progress
+from shared.queue import ENQUEUE_SCRIPT, NewJob, cancel_job, enqueue_job, queue_stats
+from tests.shared.queue_support import preload_queue_scripts
+from tests.shared.redis_monitor import SCRIPT_COMMANDS, Command, Monitor, keys_of
+from tests.worker.harness import T0_MS, QueueHarness, make_harness
+
+T = TypeVar("T")
+LUA_FILES = sorted(path.name for path in SCRIPTS_DIR.glob("*.lua"))
+SCRIPTS = [(name,) for name in LUA_FILES] + [ENQUEUE_SCRIPT, RATELIMIT_SCRIPT]
+POLICIES = "user:10/1m@fixed,user:100/1d,ip:20/1h@token"
+BOOM = JobError(message="boom", kind="error")
+REDIS_CALL = re.compile(r"redis\.p?call\(\s*['\"](\w+)['\"]\s*,\s*([^,)]+)")
+
+
+def script_text(name: str) -> str:
+    return (SCRIPTS_DIR / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_no_script_builds_a_key_name(name: str) -> None:
+    code = "\n".join(line.split("--")[0] for line in script_text(name).splitlines())
+    assert not re.search(r"KEYS\[[^\]]*\]\s*\.\.|\.\.\s*KEYS\[", code), "a KEYS entry extended"
+    assert "prefix" not in code.lower(), "a key prefix passed in to build keys from"
+    for command, first_arg in REDIS_CALL.findall(code):
+        if command.upper() != "PUBLISH":
+            assert ".." not in first_arg, f"{command} on a key built inside the script"
+            assert not first_arg.strip().startswith(("'", '"')), f"{command} on a literal key"
+
+
+def test_the_static_check_catches_a_key_built_from_a_prefix() -> None:
+    built = "local job = redis.call('HGET', KEYS[3] .. id, 'status')"
+    assert re.search(r"KEYS\[[^\]]*\]\s*\.\.", built)
+    assert ".." in REDIS_CALL.findall(built)[0][1]
+
+
+class KeyAudit:
+    """Runs operations one at a time and checks the keys of what each script ran."""
+
+    def __init__(self, monitor: Monitor, direct: redis.Redis) -> None:
+        self._monitor = monitor
+        self._direct = direct
+        self._names = {load_script(*files).sha1: "+".join(files) for files in SCRIPTS}
+        self._sources = {load_script(*files).source: "+".join(files) for files in SCRIPTS}
+        self.files_seen: set[str] = set()
+
+    async def run(self, operation: Awaitable[T]) -> T:
+        self._monitor.commands()
+        value = await operation
+        self.check(self._monitor.commands())
+        return value
+
+    def check(self, commands: list[Command]) -> None:
+        (script_call,) = [c for c in commands if c.client != "lua" and c.name in SCRIPT_COMMANDS]
+        name = self._script_name(script_call)
+        declared = set(keys_of(self._direct, script_call.args))
+        ran = [c for c in commands if c.client == "lua"]
+        assert ran, f"{name} ran no command"
+        for command in ran:
+            undeclared = set(keys_of(self._direct, command.args)) - declared
+            assert not undeclared, f"{name}: {command.args[:3]} touches undeclared {undeclared}"
+        self.files_seen |= set(name.split("+"))
+
+    def _script_name(self, call: Command) -> str:
+        if call.name == "EVAL":
+            return self._sources.get(call.args[1], "a script not in shared/scripts")
+        return self._names.get(call.args[1], call.args[1])
+
+
+@pytest.fixture
+def audit(local_stack: LocalStack, redis_direct: redis.Redis) -> Iterator[KeyAudit]:
+    for files in SCRIPTS:
+        redis_direct.script_load(load_script(*files).source)
+    monitor = Monitor(local_stack.redis.url, redis_direct)
+    yield KeyAudit(monitor, redis_direct)
+    monitor.close()
+
+
+@pytest.fixture
+async def queue(gateway: Gateway, redis_direct: redis.Redis) -> QueueHarness:
+    preload_queue_scripts(redis_direct)
+    return make_harness(gateway, redis_direct, RATELIMIT_POLICIES=POLICIES)
+
+
+async def enqueue(queue: QueueHarness, now_ms: int = T0_MS, **fields: object) -> str:
+    """Through the enqueue script with every configured user and ip policy."""
+    body = {"type": "audit.job", "data": {}, **fields}
+    request = EnqueueRequest.model_validate(body, context={"now_ms": now_ms})
+    idempotency_key = request.idempotency_key
+    job_id = idempotent_job_id("user-1", idempotency_key) if idempotency_key else new_job_id(now_ms)
+    new_job = NewJob(job_id, request, "user-1", idempotency_key, now_ms)
+    checks = ratelimit.checks_for_enqueue(queue.settings, "user-1", "203.0.113.7")
+    await enqueue_job(queue.redis, queue.settings, new_job, checks)
+    return job_id
+
+
+async def claim(audit: KeyAudit, queue: QueueHarness, count: int) -> list[ClaimedJob]:
+    r, s, k = queue.redis, queue.settings, queue.keys
+    leases = await audit.run(lease_jobs(r, s, k, count=count, now_ms=T0_MS))
+    return await audit.run(start_jobs(r, s, k, leases, now_ms=T0_MS))
+
+
+async def test_the_audit_catches_a_script_that_touches_a_key_it_built(
+    audit: KeyAudit, queue: QueueHarness, redis_direct: redis.Redis
+) -> None:
+    source = "return redis.call('HGET', KEYS[1] .. 'job:x', 'status')"
+    script = Script("builds_a_key", source, redis_direct.script_load(source))
+    r, s, k = queue.redis, queue.settings, queue.keys
+
+    with pytest.raises(AssertionError, match="touches undeclared"):
+        await audit.run(run_script(r, s, script, [k.prefix], []))
+
+
+async def test_every_script_touches_only_the_keys_it_declares(
+    audit: KeyAudit, queue: QueueHarness
+) -> None:
+    await run_the_function_side(audit, queue)
+    await run_the_worker_side(audit, queue)
+    await run_the_beat_and_settle(audit, queue)
+
+    assert audit.files_seen == set(LUA_FILES), "every script was exercised"
+
+
+async def run_the_function_side(audit: KeyAudit, queue: QueueHarness) -> None:
+    s, r = queue.settings, queue.redis
+    await audit.run(enqueue(queue, idempotencyKey="same"))
+    await audit.run(enqueue(queue, idempotencyKey="same"))  # a replay reads the job
+    pending = await audit.run(enqueue(queue))
+    delayed = await audit.run(enqueue(queue, delayMs=60_000))
+    await audit.run(cancel_job(r, s, pending, "user-1", T0_MS + 1))
+    await audit.run(cancel_job(r, s, delayed, None, T0_MS + 1))
+    await audit.run(queue_stats(r, s, now_ms=T0_MS + 2))
+    checks = ratelimit.checks_for(s, "user", "user-1")
+    await audit.run(check_rate_limits(s, checks))
+
+
+async def run_the_worker_side(audit: KeyAudit, queue: QueueHarness) -> None:
+    r, s, k = queue.redis, queue.settings, queue.keys
+    for _ in range(4):
+        await enqueue(queue)
+    done, retried, failed, handed_back = await claim(audit, queue, count=4)
+    await audit.run(report_progress(r, s, k, done.lease, Progress(percent=10)))
+    await audit.run(complete_job(r, s, k, done.lease, "1", now_ms=T0_MS + 5))
+    await audit.run(complete_job(r, s, k, done.lease, "1", now_ms=T0_MS + 6))  # a repeat
+    await audit.run(fail_job(r, s, k, retried.lease, BOOM, retry_at_ms=T0_MS + 9, now_ms=T0_MS))
+    await audit.run(fail_job(r, s, k, failed.lease, BOOM, retry_at_ms=None, now_ms=T0_MS))
+    await audit.run(fail_job(r, s, k, failed.lease, BOOM, retry_at_ms=None, now_ms=T0_MS))
+    hand_back = HandBack(handed_back.lease, handed_back.priority, handed_back.attempt - 1)
+    await audit.run(release_jobs(r, s, k, [hand_back], now_ms=T0_MS, sign_off_worker_id="w"))
+    with pytest.raises(Conflict):
+        await audit.run(cancel_job(r, s, done.lease.job_id, None, T0_MS + 7))
+
+
+async def run_the_beat_and_settle(audit: KeyAudit, queue: QueueHarness) -> None:
+    """Every branch of settle: a running job back to ready, a last attempt failed, a job leased
+    but never started, a due delayed job, and a stale entry."""
+    r, s, k = queue.redis, queue.settings, queue.keys
+    queue.direct.flushdb()
+    await enqueue(queue, timeoutMs=1_000)
+    await enqueue(queue, timeoutMs=1_000, maxAttempts=1)
+    await claim(audit, queue, count=2)
+    await enqueue(queue)
+    await audit.run(lease_jobs(r, s, k, count=1, now_ms=T0_MS))
+    await enqueue(queue, delayMs=1_000)
+    queue.direct.zadd(k.delayed, {"gone": T0_MS})
+    queue.direct.hset(k.workers, "dead", '{"lastSeenMs":1}')
+    lost = HeldLease("gone|t", 1_000)
+    request = BeatRequest("w", [lost], 1, T0_MS + 100, T0_MS, T0_MS)  # with housekeeping
+    await audit.run(beat(r, s, k, request))
+    late = BeatRequest("w", [], 1, T0_MS + 3_600_000)
+    found = await audit.run(beat(r, s, k, late))
+    assert (len(found.expired), len(found.due)) == (3, 2)
+    settled = await audit.run(
+        settle(r, s, k, expired=found.expired, due=found.due, now_ms=late.now_ms)
+    )
+    assert (settled.became_ready, settled.failed) == (3, 1)
