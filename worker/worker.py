@@ -4,9 +4,10 @@ gracefully. Embed it in an app, or run it with `python -m worker`.
     worker = Worker(process, get_settings(), WorkerOptions(concurrency=4))
     await worker.run()          # returns after worker.stop() and a graceful shutdown
 
-The loop claims only when a job may be ready (the event stream said so, a beat moved jobs to
-ready, or the last claim filled every free slot) and beats when the schedule or a known due
-time says so; in between it sleeps, so an idle worker costs a few commands every few minutes.
+The loop claims only when a job may be ready (the event stream said so, a settle after a beat
+moved jobs to ready, or the last claim filled every free slot) and beats when the schedule or a
+known due time says so (settling what the beat found due); in between it sleeps, so an idle
+worker costs a few commands every few minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from shared.client import get_redis
 from shared.errors import BadRedisReply, RedisUnavailable
 from shared.keys import QueueKeys
 from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat, settle
-from shared.lease_claim import MAX_CLAIM_BATCH, claim_jobs
+from shared.lease_claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
 from shared.leases import LeaseOutcome
 from shared.queue import WORKER_STALE_AFTER_MS
 from shared.settings import Settings
@@ -198,21 +199,24 @@ class Worker:
         )
 
     async def _claim(self, queue: QueueHandle) -> None:
+        """Lease, then start (two requests). If the start cannot be made, the provisional
+        leases expire and the jobs return to `ready` without spending an attempt."""
         wanted = min(self._options.concurrency - len(self._runs), MAX_CLAIM_BATCH)
-        epoch, now_ms = self._ready_epoch, clock.now_ms()
-        batch = await claim_jobs(
-            queue.redis, queue.settings, queue.keys, count=wanted, now_ms=now_ms
-        )
-        if batch.popped < wanted and epoch == self._ready_epoch:
+        epoch, (r, s, k) = self._ready_epoch, (queue.redis, queue.settings, queue.keys)
+        leases = await lease_jobs(r, s, k, count=wanted, now_ms=clock.now_ms())
+        if len(leases) < wanted and epoch == self._ready_epoch:
             self._may_have_ready = False  # drained, and no event arrived meanwhile
-        for claimed in batch.jobs:
+        if leases:
+            now_ms = clock.now_ms()
+            self._run_all(queue, await start_jobs(r, s, k, leases, now_ms=now_ms), now_ms)
+
+    def _run_all(self, queue: QueueHandle, jobs: list[ClaimedJob], now_ms: int) -> None:
+        for claimed in jobs:
             run = JobRun(queue, claimed, self._processor, self._options.backoff)
             self._runs[claimed.lease.member] = (run, asyncio.create_task(self._execute(run)))
             self._log("claimed", jobId=run.job_id, type=claimed.type, attempt=claimed.attempt)
-        if batch.jobs:
-            busy_beat_ms = now_ms + round(
-                beat_interval_s([j.timeout_ms for j in batch.jobs]) * 1000
-            )
+        if jobs:
+            busy_beat_ms = now_ms + round(beat_interval_s([j.timeout_ms for j in jobs]) * 1000)
             self._next_beat_ms = min(self._next_beat_ms, busy_beat_ms)
 
     async def _execute(self, run: JobRun) -> None:
