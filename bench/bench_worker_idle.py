@@ -7,7 +7,8 @@ Against the local stack (real redis-server behind the REST gateway), with a real
    it) over an idle window (60 s by default) with the default 180 s beat, and the exact cost of
    one idle beat from a run with beats compressed to one per second; per day.
 2. Pickup latency: 20 jobs, each enqueued (the product's enqueue script, which PUBLISHes) while
-   the worker is idle; latency = the job's startedAt - the moment enqueue was called.
+   the worker is idle; latency = the job's startedAt - the moment enqueue was called (the
+   worker's clock at its start call, the second of a claim's two requests: lease, then start).
 3. Baseline, measured in the same run: a consumer polling ZPOPMIN over REST once a second, its
    billed commands per day and its pickup latency.
 
