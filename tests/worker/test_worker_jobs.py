@@ -49,6 +49,7 @@ async def test_a_job_that_keeps_failing_fails_after_max_attempts(
     job_id = await queue.enqueue(now_ms=clock.now_ms(), maxAttempts=2)
 
     await wait_for(lambda: status_is(queue, job_id, "failed"))
+    await worker.wait_for_event("failed", jobId=job_id)  # logged once the fail call returned
 
     stored = queue.job(job_id)
     assert stored["attempts"] == "2"
@@ -92,6 +93,7 @@ async def test_a_processor_past_its_timeout_is_a_failed_attempt_sync_or_async(
 
     await wait_for(lambda: status_is(queue, sync_job, "failed"))
     await wait_for(lambda: status_is(other, async_job, "failed"))
+    await async_worker.wait_for_event("failed", jobId=async_job)  # logged after the fail call
 
     for harness, job_id, attempts in ((queue, sync_job, "2"), (other, async_job, "1")):
         stored = harness.job(job_id)
