@@ -40,6 +40,15 @@ def next_due_ms(beat_due_ms: int | None, last_beat_ms: int) -> int | None:
     return max(beat_due_ms, last_beat_ms + MIN_BEAT_GAP_MS)
 
 
+def merge_due_ms(
+    reported_ms: int | None, current_ms: int | None, before_ms: int | None
+) -> int | None:
+    """The next due time after a beat: the one it reported, or a sooner one that a retry or an
+    event set while its request was on its way (`current_ms` no longer `before_ms`)."""
+    arrived_ms = current_ms if current_ms != before_ms else None
+    return min((ms for ms in (reported_ms, arrived_ms) if ms is not None), default=None)
+
+
 @dataclass(frozen=True)
 class Housekeeping:
     trim_done_before_ms: int  # 0: no trim in this beat

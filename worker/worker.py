@@ -36,7 +36,14 @@ from worker.events import EventStream, JobEvent, Subscribed
 from worker.logs import log_event
 from worker.processor import Processor
 from worker.running import JobRun, QueueHandle
-from worker.schedule import IDLE_BEAT_S, beat_interval_s, housekeeping, next_due_ms
+from worker.schedule import (
+    IDLE_BEAT_S,
+    Housekeeping,
+    beat_interval_s,
+    housekeeping,
+    merge_due_ms,
+    next_due_ms,
+)
 from worker.shutdown import hand_back
 
 REDIS_RETRY_MIN_S = 0.5
@@ -155,14 +162,7 @@ class Worker:
             worker_stale_after_ms=WORKER_STALE_AFTER_MS,
         )
         runs = [run for run, _ in self._runs.values()]
-        request = BeatRequest(
-            worker_id=self.id,
-            held=[HeldLease(run.claimed.lease.member, run.claimed.timeout_ms) for run in runs],
-            concurrency=self._options.concurrency,
-            now_ms=now_ms,
-            trim_done_before_ms=chores.trim_done_before_ms,
-            prune_workers_before_ms=chores.prune_workers_before_ms,
-        )
+        request, due_before_ms = self._request(now_ms, chores, runs), self._due_ms
         result = await beat(queue.redis, queue.settings, queue.keys, request)
         if chores.trim_done_before_ms:
             self._last_trim_ms, self._finished_since_trim = now_ms, False
@@ -173,13 +173,25 @@ class Worker:
         for member in result.lost:
             self._abandon(member)
         # Until the settle succeeds, what was due stays due: the next step beats again.
-        self._due_ms = next_due_ms(now_ms if result.has_due else result.next_due_ms, now_ms)
+        due_ms = now_ms if result.has_due else result.next_due_ms
+        self._due_ms = merge_due_ms(next_due_ms(due_ms, now_ms), self._due_ms, due_before_ms)
         self._schedule_next_beat(now_ms)
         await self._settle(queue, result, now_ms)
+
+    def _request(self, now_ms: int, chores: Housekeeping, runs: list[JobRun]) -> BeatRequest:
+        return BeatRequest(
+            worker_id=self.id,
+            held=[HeldLease(run.claimed.lease.member, run.claimed.timeout_ms) for run in runs],
+            concurrency=self._options.concurrency,
+            now_ms=now_ms,
+            trim_done_before_ms=chores.trim_done_before_ms,
+            prune_workers_before_ms=chores.prune_workers_before_ms,
+        )
 
     async def _settle(self, queue: QueueHandle, result: BeatResult, now_ms: int) -> None:
         if not result.has_due:
             return
+        due_before_ms = self._due_ms
         settled = await settle(
             queue.redis,
             queue.settings,
@@ -188,7 +200,8 @@ class Worker:
             due=result.due,
             now_ms=now_ms,
         )
-        self._due_ms = next_due_ms(result.next_due_ms, now_ms)
+        reported_ms = next_due_ms(result.next_due_ms, now_ms)
+        self._due_ms = merge_due_ms(reported_ms, self._due_ms, due_before_ms)
         if settled.became_ready:
             self._note_ready()
 

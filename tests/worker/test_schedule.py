@@ -12,6 +12,7 @@ from worker.schedule import (
     beat_interval_s,
     housekeeping,
     idle_commands_per_day,
+    merge_due_ms,
     next_due_ms,
 )
 
@@ -46,6 +47,22 @@ def test_next_due_never_comes_sooner_than_the_minimum_gap(
     due_ms: int | None, last_beat_ms: int, expected: int | None
 ) -> None:
     assert next_due_ms(due_ms, last_beat_ms) == expected
+
+
+@pytest.mark.parametrize(
+    ("reported_ms", "current_ms", "before_ms", "expected"),
+    [
+        (None, 1_000, 1_000, None),  # the due time the beat was for is handled
+        (5_000, 1_000, 1_000, 5_000),
+        (5_000, 3_000, 1_000, 3_000),  # a retry due sooner arrived meanwhile: kept
+        (5_000, 9_000, None, 5_000),
+        (None, 9_000, None, 9_000),  # the beat saw nothing due, a retry arrived meanwhile
+    ],
+)
+def test_a_due_time_set_while_a_beat_was_on_its_way_is_not_forgotten(
+    reported_ms: int | None, current_ms: int | None, before_ms: int | None, expected: int | None
+) -> None:
+    assert merge_due_ms(reported_ms, current_ms, before_ms) == expected
 
 
 NOW = 10 * HOUR_MS
