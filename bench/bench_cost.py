@@ -1,0 +1,157 @@
+"""Cost and latency of one job's life (enqueue with a user and an ip limit, claim, complete),
+against the reference design measured in the same run on the same stack.
+
+The reference is the app team's current code, ported to the Upstash REST API: per limit
+`INCR` then `EXPIRE` (two calls), the job `SET` as JSON and `LPUSH`ed, the worker pops it
+(`RPOP`: a blocking `BRPOP` cannot run over REST at all), `SET`s it processing, then `SET`s
+the result and `EXPIRE`s it. Each of those is one HTTP request.
+
+Both run through the official async SDK against the local gateway (real redis-server); billed
+commands come from Redis's INFO commandstats (a script counts 1 + each command inside it), HTTP
+requests from the gateway's /_local/stats. Prints medians and ratios, writes
+bench/results/cost.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from upstash_redis.asyncio import Redis
+
+from local.stack import Gateway, start_local_stack
+from shared.client import get_redis
+from shared.job_ids import new_job_id
+from shared.keys import QueueKeys
+from shared.lease_claim import claim_jobs
+from shared.leases import complete_job
+from shared.models import EnqueueRequest
+from shared.queue import NewJob, enqueue_job
+from shared.ratelimit import checks_for_enqueue
+from shared.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "cost.json"
+JOBS = 40
+NOT_BILLED = {"cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config"}
+IDLE_BRPOP_PER_DAY = 86_400 // 5  # a BRPOP with a 5 s timeout, back to back
+
+
+def billed(direct: redis.Redis) -> int:
+    stats: dict[str, Any] = direct.info("commandstats")  # type: ignore[assignment]
+    return sum(int(entry["calls"]) for name, entry in stats.items() if name not in NOT_BILLED)
+
+
+def requests_served(gateway: Gateway) -> int:
+    request = urllib.request.Request(
+        f"{gateway.url}/_local/stats", headers={"Authorization": f"Bearer {gateway.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        count: int = json.load(response)["requests"]
+        return count
+
+
+async def ours(redis_client: Redis, settings: Settings, index: int) -> None:
+    keys = QueueKeys(settings.queue_name)
+    now_ms = int(time.time() * 1000)
+    request = EnqueueRequest.model_validate(
+        {"type": "image.generate", "data": {"prompt": f"fox {index}"}}, context={"now_ms": now_ms}
+    )
+    job = NewJob(new_job_id(now_ms), request, f"user-{index}", None, now_ms)
+    checks = checks_for_enqueue(settings, job.user_id or "", f"203.0.113.{index % 250}")
+    await enqueue_job(redis_client, settings, job, checks)
+    (claimed,) = (await claim_jobs(redis_client, settings, keys, count=1, now_ms=now_ms)).jobs
+    await complete_job(
+        redis_client, settings, keys, claimed.lease, '{"url":"s3://x"}', now_ms=now_ms
+    )
+
+
+async def reference(redis_client: Redis, _settings: Settings, index: int) -> None:
+    for key, window_s in ((f"rl:user:user-{index}", 86_400), (f"rl:ip:203.0.113.{index}", 3600)):
+        if await redis_client.incr(key) == 1:
+            await redis_client.expire(key, window_s)
+    job_id = f"job-{index}"
+    await redis_client.set(f"job:{job_id}", json.dumps({"status": "pending", "prompt": "fox"}))
+    await redis_client.lpush("queue", job_id)
+    popped = await redis_client.rpop("queue")
+    await redis_client.set(f"job:{popped}", json.dumps({"status": "processing"}))
+    await redis_client.set(f"job:{popped}", json.dumps({"status": "completed", "url": "s3://x"}))
+    await redis_client.expire(f"job:{popped}", 86_400)
+
+
+Design = Callable[[Redis, Settings, int], Awaitable[None]]
+
+
+async def measure(
+    design: Design, redis_client: Redis, settings: Settings, direct: redis.Redis, gateway: Gateway
+) -> dict[str, float]:
+    await design(redis_client, settings, 10_000)  # warm: scripts cached, connections open
+    direct.flushdb()
+    billed_before, requests_before = billed(direct), requests_served(gateway)
+    durations_ms = []
+    for index in range(JOBS):
+        started = time.perf_counter()
+        await design(redis_client, settings, index)
+        durations_ms.append((time.perf_counter() - started) * 1000)
+    return {
+        "billed_per_job": (billed(direct) - billed_before) / JOBS,
+        "requests_per_job": (requests_served(gateway) - requests_before) / JOBS,
+        "median_ms_per_job": statistics.median(durations_ms),
+    }
+
+
+async def run(gateway: Gateway, direct: redis.Redis) -> dict[str, dict[str, float]]:
+    settings = load_settings(
+        {
+            "UPSTASH_REDIS_REST_URL": gateway.url,
+            "UPSTASH_REDIS_REST_TOKEN": gateway.token,
+            "RATELIMIT_POLICIES": "user:100/1d,ip:20/1h",
+        }
+    )
+    redis_client = get_redis(settings)
+    results = {
+        "ours": await measure(ours, redis_client, settings, direct, gateway),
+        "reference": await measure(reference, redis_client, settings, direct, gateway),
+    }
+    await redis_client.close()
+    return results
+
+
+def main() -> None:
+    stack = start_local_stack()
+    try:
+        direct = redis.Redis.from_url(stack.redis.url, protocol=2)
+        results = asyncio.run(run(stack.gateway, direct))
+        direct.close()
+    finally:
+        stack.stop()
+    ours_row, reference_row = results["ours"], results["reference"]
+    print(f"one job (enqueue with user+ip limits, claim, complete), {JOBS} jobs, medians:")
+    print(f"{'design':<12}{'billed/job':>12}{'requests/job':>14}{'ms/job':>10}")
+    for name, row in results.items():
+        print(
+            f"{name:<12}{row['billed_per_job']:>12.1f}{row['requests_per_job']:>14.1f}"
+            f"{row['median_ms_per_job']:>10.2f}"
+        )
+    ratios = {
+        "requests": reference_row["requests_per_job"] / ours_row["requests_per_job"],
+        "latency": reference_row["median_ms_per_job"] / ours_row["median_ms_per_job"],
+    }
+    print(
+        f"reference / ours: {ratios['requests']:.1f}x the HTTP requests, "
+        f"{ratios['latency']:.1f}x the time per job on loopback (more with real network RTTs)"
+    )
+    print(f"reference idle consumer (BRPOP, 5 s timeout): {IDLE_BRPOP_PER_DAY} billed/day")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"jobs": JOBS, **results, "ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
