@@ -18,19 +18,22 @@ The data model (values kept as strings; times are epoch milliseconds):
                       the id from `ready` under a provisional lease (the job still `pending`, in
                       neither `ready` nor `delayed`), the second starts it (`processing`).
 - `done:<status>`     ZSET of finished job ids per final status, score = finishedAt; entries
-                      older than the retention are trimmed when new ones are added.
+                      older than the retention are trimmed: `done:cancelled` when a job is
+                      cancelled, `done:completed` and `done:failed` by the workers' beat.
 - idempotency keys    no key of their own: a request with an idempotency key creates the job
                       `job:<id>` with an id derived from (owner, key) (`shared.job_ids`), so a
                       retry finds it in the same script, with its key declared in KEYS. The
                       window is the job's life plus `JOB_RETENTION_S`.
-- `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`.
-- `rl:<policy>:<id>`  rate-limit state of one identifier (see `shared/ratelimit.py`).
-- channel `events`    PUBLISHed by enqueue so idle workers wake at once.
+- `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`; entries not
+                      seen for a while are removed by stats and by the workers' beat.
+- `rl:<policy>:<id>`  STRING, rate-limit state of every policy of that name for one identifier
+                      (encoding in `shared/ratelimit_state.py`).
+- channel `events`    `<jobId> <readyAtMs>`, PUBLISHed by enqueue and whenever settle or release
+                      make jobs ready, so idle workers wake at once.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 SCORE_PRIORITY_STEP = 10_000_000_000_000
@@ -62,11 +65,6 @@ class QueueKeys:
 
     def done(self, status: str) -> str:
         return f"{self.prefix}done:{status}"
-
-    def idempotency(self, owner_id: str, idempotency_key: str) -> str:
-        """Scoped per owner; hashed so that no owner id or key can collide with another pair."""
-        digest = hashlib.sha256(f"{len(owner_id)}:{owner_id}:{idempotency_key}".encode())
-        return f"{self.prefix}idem:{digest.hexdigest()[:32]}"
 
     @property
     def workers(self) -> str:
