@@ -21,6 +21,7 @@ from shared.errors import BadRedisReply, Conflict, NotFound
 from shared.keys import SCORE_PRIORITY_STEP, QueueKeys
 from shared.lua import ScriptArg, load_script, run_script
 from shared.models import (
+    FINAL_STATUSES,
     EnqueueRequest,
     Job,
     JobStatus,
@@ -191,7 +192,7 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
         keys.ready,
         keys.delayed,
         keys.leases,
-        *(keys.done(status) for status in _DONE_STATUSES),
+        *(keys.done(status) for status in FINAL_STATUSES),
         keys.workers,
     ]
     args: list[ScriptArg] = [
@@ -206,7 +207,6 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
     return _stats_from_reply(reply, now_ms)
 
 
-_DONE_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 _COUNT_NAMES = (
     "pending",
     "delayed",
