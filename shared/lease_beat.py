@@ -142,7 +142,7 @@ async def settle(
     job_ids = [member.rpartition(LEASE_MEMBER_SEPARATOR)[0] for member in expired] + list(due)
     args: list[ScriptArg] = [
         now_ms,
-        settings.job_retention_s * 1000,
+        settings.job_retention_ms,
         to_json(LEASE_EXPIRED),
         keys.events_channel,
         len(expired),

@@ -164,7 +164,7 @@ async def cancel_job(
 ) -> Job:
     """Cancel a pending or delayed job: Conflict once it runs or has finished."""
     keys = QueueKeys(settings.queue_name)
-    retention_ms = settings.job_retention_s * 1000
+    retention_ms = settings.job_retention_ms
     script_keys = [keys.job(job_id), keys.ready, keys.delayed, keys.done(JobStatus.CANCELLED)]
     args: list[ScriptArg] = [job_id, viewer_id or "", now_ms, retention_ms, now_ms - retention_ms]
     reply = await run_script(redis, settings, load_script(*CANCEL_SCRIPT), script_keys, args)
@@ -196,7 +196,7 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
         keys.workers,
     ]
     args: list[ScriptArg] = [
-        now_ms - settings.job_retention_s * 1000,
+        now_ms - settings.job_retention_ms,
         now_ms - HOUR_MS,
         now_ms - WORKER_STALE_AFTER_MS,
         SCORE_PRIORITY_STEP,

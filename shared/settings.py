@@ -110,6 +110,10 @@ class Settings(BaseModel):
         return self.redis_timeout_ms / 1000
 
     @property
+    def job_retention_ms(self) -> int:
+        return self.job_retention_s * 1000
+
+    @property
     def auth_configured(self) -> bool:
         return bool(self.auth_jwt_secret or self.auth_jwks_url or self.auth_api_keys)
 

@@ -158,7 +158,7 @@ class Worker:
             last_trim_ms=self._last_trim_ms,
             last_prune_ms=self._last_prune_ms,
             finished_since_trim=self._finished_since_trim,
-            retention_ms=self._settings.job_retention_s * 1000,
+            retention_ms=self._settings.job_retention_ms,
             worker_stale_after_ms=WORKER_STALE_AFTER_MS,
         )
         runs = [run for run, _ in self._runs.values()]
