@@ -145,9 +145,18 @@ def endpoint(
             return
         if scope["type"] != "http":
             return
-        request_id = _request_id(scope)
+        headers = _headers(scope)
+        request_id = _request_id(headers)
         try:
-            response = await _dispatch(scope, receive, handlers, allowed, max_body_bytes)
+            response = await _dispatch(
+                scope,
+                receive,
+                handlers,
+                allowed,
+                max_body_bytes,
+                headers=headers,
+                request_id=request_id,
+            )
         except AppError as error:
             response = problem_response(error, request_id)
         except Exception:
@@ -165,6 +174,9 @@ async def _dispatch(
     handlers: Mapping[str, Handler],
     allowed: list[str],
     max_body_bytes: BodyLimit,
+    *,
+    headers: dict[str, str],
+    request_id: str,
 ) -> Response:
     method = scope["method"].upper()
     handler = handlers.get(method)
@@ -176,10 +188,10 @@ async def _dispatch(
         method=method,
         path=scope.get("path", "/"),
         query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
-        headers=_headers(scope),
+        headers=headers,
         body=body,
         source_ip=(scope.get("client") or (None,))[0],
-        request_id=_request_id(scope),
+        request_id=request_id,
     )
     return await handler(request)
 
@@ -193,12 +205,10 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _request_id(scope: Scope) -> str:
-    if "request_id" not in scope.setdefault("state", {}):
-        incoming = _headers(scope).get("x-request-id", "")
-        scope["state"]["request_id"] = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    request_id: str = scope["state"]["request_id"]
-    return request_id
+def _request_id(headers: Mapping[str, str]) -> str:
+    """The caller's `X-Request-Id` when it is a plain token, else a new one."""
+    incoming = headers.get("x-request-id", "")
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 async def _read_body(receive: Receive, max_body_bytes: int) -> bytes:
