@@ -19,12 +19,13 @@ from contextlib import ExitStack
 import jwt
 import uvicorn
 
-from local.redis_server import die_with_parent
+from local.redis_server import die_with_parent, stop_process
 from local.stack import start_local_stack
 
 DEV_USER_ID = "dev-user"
 DEV_TOKEN_LIFETIME_S = 30 * 86400
 DEMO_PROCESSOR = "worker.demo:process"
+WORKER_STOP_TIMEOUT_S = 15
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         user_token, service_key = _configure_dev_auth()
         if not args.no_worker:
             worker = _start_worker()
-            cleanup.callback(_stop, worker)
+            cleanup.callback(stop_process, worker, WORKER_STOP_TIMEOUT_S)
         _print_welcome(args.port, user_token, service_key)
         uvicorn.run(
             "local.dev_server:dev_app",
@@ -71,15 +72,6 @@ def _configure_dev_auth() -> tuple[str, str]:
 def _start_worker() -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "worker", "--processor", DEMO_PROCESSOR, "--concurrency", "2"]
     return subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603, PLW1509
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _print_welcome(port: int, user_token: str, service_key: str) -> None:

@@ -14,7 +14,13 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from local.redis_server import RedisServer, die_with_parent, free_port, start_redis_server
+from local.redis_server import (
+    RedisServer,
+    die_with_parent,
+    free_port,
+    start_redis_server,
+    stop_process,
+)
 
 GATEWAY_START_TIMEOUT_S = 15.0
 
@@ -35,13 +41,7 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_gateway(redis_url: str, port: int | None = None) -> Gateway:
