@@ -19,12 +19,12 @@ import jwt
 
 from shared.errors import AuthProviderUnavailable, Forbidden, ServerMisconfigured, Unauthorized
 from shared.http import Request
+from shared.models import MAX_USER_ID_CHARS
 from shared.settings import Settings
 
 JWKS_TIMEOUT_S = 2
 JWKS_CACHE_S = 600
 ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
-MAX_USER_ID_CHARS = 256
 CLOCK_LEEWAY_S = 30
 
 
