@@ -53,6 +53,10 @@ class ApiModel(BaseModel):
         serialize_by_alias=True,
     )
 
+    def body(self) -> dict[str, Any]:
+        """The JSON body (camelCase) of a response."""
+        return self.model_dump(mode="json")
+
 
 def compact_json(value: object) -> str:
     """The stored form of a JSON value; ValueError for NaN or Infinity, which JSON lacks."""
@@ -145,9 +149,6 @@ class Job(ApiModel):
     started_at: int | None
     finished_at: int | None
 
-    def body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
 
 class WorkerInfo(ApiModel):
     id: str
@@ -167,9 +168,6 @@ class QueueStats(ApiModel):
     failed_last_hour: int
     oldest_pending_age_ms: int | None
     workers: list[WorkerInfo]
-
-    def body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 def workers_from_pairs(workers: Mapping[str, str]) -> list[WorkerInfo]:
