@@ -17,7 +17,7 @@ from local.stack import Gateway
 from shared import lease_beat
 from shared.keys import lease_member
 from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat, beat_and_settle, settle
-from shared.lease_claim import ClaimedJob, claim_jobs, lease_jobs
+from shared.lease_claim import ClaimedJob, lease_jobs
 from shared.leases import fail_job
 from shared.models import JobError
 from shared.queue import cancel_job, queue_stats
@@ -30,11 +30,6 @@ BOOM = JobError(message="boom", kind="error")
 @pytest.fixture
 async def queue(gateway: Gateway, redis_direct: redis.Redis) -> QueueHarness:
     return make_harness(gateway, redis_direct)
-
-
-async def claim(queue: QueueHarness, count: int = 1, now_ms: int = T0_MS) -> list[ClaimedJob]:
-    batch = await claim_jobs(queue.redis, queue.settings, queue.keys, count=count, now_ms=now_ms)
-    return batch.jobs
 
 
 @dataclass(frozen=True)
@@ -82,7 +77,7 @@ async def test_an_expired_lease_returns_the_job_to_ready_and_the_attempt_stays_c
     queue: QueueHarness,
 ) -> None:
     job_id = await queue.enqueue(timeoutMs=TIMEOUT_MS, priority=4)
-    (job,) = await claim(queue)
+    (job,) = await queue.claim()
 
     result = await run_beat(queue, now_ms=T0_MS + TIMEOUT_MS + 1, worker_id="survivor")
 
@@ -91,14 +86,14 @@ async def test_an_expired_lease_returns_the_job_to_ready_and_the_attempt_stays_c
     assert (stored["status"], stored["attempts"], stored["token"]) == ("pending", "1", "")
     assert queue.scores(queue.keys.ready) == {job_id: 4 * 10**13 + T0_MS + TIMEOUT_MS + 1}
     assert queue.members(queue.keys.leases) == []
-    (again,) = await claim(queue, now_ms=T0_MS + TIMEOUT_MS + 2)
+    (again,) = await queue.claim(now_ms=T0_MS + TIMEOUT_MS + 2)
     assert again.attempt == 2
     assert again.lease.token != job.lease.token
 
 
 async def test_an_expired_lease_of_the_last_attempt_fails_the_job(queue: QueueHarness) -> None:
     job_id = await queue.enqueue(timeoutMs=TIMEOUT_MS, maxAttempts=1)
-    await claim(queue)
+    await queue.claim()
     expired_at = T0_MS + TIMEOUT_MS + 1
 
     result = await run_beat(queue, now_ms=expired_at)
@@ -115,7 +110,7 @@ async def test_an_expired_lease_of_the_last_attempt_fails_the_job(queue: QueueHa
 
 async def test_a_lease_is_not_taken_back_before_its_deadline(queue: QueueHarness) -> None:
     job_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    (job,) = await claim(queue)
+    (job,) = await queue.claim()
 
     result = await run_beat(queue, now_ms=T0_MS + TIMEOUT_MS - 1, worker_id="other")
 
@@ -128,7 +123,7 @@ async def test_a_lease_is_not_taken_back_before_its_deadline(queue: QueueHarness
 async def test_the_beat_renews_every_held_lease_in_one_call(queue: QueueHarness) -> None:
     for _ in range(3):
         await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    jobs = await claim(queue, count=3)
+    jobs = await queue.claim(count=3)
 
     result = await run_beat(queue, now_ms=T0_MS + 7_000, held=jobs)
 
@@ -143,7 +138,7 @@ async def test_the_beat_reports_leases_lost_to_another_worker_and_never_recreate
 ) -> None:
     kept_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
     lost_id = await queue.enqueue(timeoutMs=2 * TIMEOUT_MS)
-    kept, lost = await claim(queue, count=2)
+    kept, lost = await queue.claim(count=2)
     queue.direct.zadd(queue.keys.leases, {kept.lease.member: T0_MS + 3 * TIMEOUT_MS})
     await run_beat(queue, now_ms=T0_MS + 2 * TIMEOUT_MS + 1, worker_id="other")
 
@@ -159,7 +154,7 @@ async def test_a_renewal_within_the_same_millisecond_still_finds_nothing_lost(
     queue: QueueHarness,
 ) -> None:
     await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    jobs = await claim(queue)
+    jobs = await queue.claim()
 
     result = await run_beat(queue, now_ms=T0_MS, held=jobs)
 
@@ -217,7 +212,7 @@ async def test_an_empty_queue_has_nothing_due(queue: QueueHarness) -> None:
 
 async def test_the_heartbeat_shows_the_worker_in_stats(queue: QueueHarness) -> None:
     await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    jobs = await claim(queue)
+    jobs = await queue.claim()
 
     await run_beat(queue, now_ms=T0_MS + 10, held=jobs, worker_id="gpu-1")
 
@@ -272,7 +267,7 @@ async def test_the_beat_alone_changes_no_job_and_reports_what_fell_due(
     queue: QueueHarness,
 ) -> None:
     running_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    (job,) = await claim(queue)
+    (job,) = await queue.claim()
     delayed_id = await queue.enqueue(delayMs=1_000)
     before = {job_id: queue.job(job_id) for job_id in (running_id, delayed_id)}
 
@@ -289,7 +284,7 @@ async def test_settle_leaves_alone_a_lease_its_owner_renewed_after_the_beat(
     queue: QueueHarness,
 ) -> None:
     job_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    (job,) = await claim(queue)
+    (job,) = await queue.claim()
     late_ms = T0_MS + TIMEOUT_MS + 1
     found = await scan(queue, now_ms=late_ms)
 
@@ -302,7 +297,7 @@ async def test_settle_leaves_alone_a_lease_its_owner_renewed_after_the_beat(
 
 async def test_two_workers_settling_the_same_entries_act_once(queue: QueueHarness) -> None:
     running_id = await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    await claim(queue)
+    await queue.claim()
     delayed_id = await queue.enqueue(delayMs=1_000)
     late_ms = T0_MS + TIMEOUT_MS + 1
     found_by_one, found_by_other = await scan(queue, late_ms), await scan(queue, late_ms)
@@ -324,7 +319,7 @@ async def test_settle_does_not_promote_a_job_delayed_again_since_the_beat(
     job_id = await queue.enqueue(delayMs=1_000)
     found = await scan(queue, now_ms=T0_MS + 1_000)
     await run_beat(queue, now_ms=T0_MS + 1_000, worker_id="quicker")
-    (job,) = await claim(queue, now_ms=T0_MS + 1_001)
+    (job,) = await queue.claim(now_ms=T0_MS + 1_001)
     retry_at_ms = T0_MS + 60_000
     r, s, k = queue.redis, queue.settings, queue.keys
     await fail_job(r, s, k, job.lease, BOOM, retry_at_ms=retry_at_ms, now_ms=T0_MS + 1_002)
@@ -351,7 +346,7 @@ async def test_a_job_leased_but_never_started_returns_to_ready_without_spending_
     assert (stored["status"], stored["attempts"]) == ("pending", "0")
     assert queue.scores(queue.keys.ready) == {job_id: 3 * 10**13 + provisional_ms + 1}
     assert queue.members(queue.keys.leases) == []
-    (again,) = await claim(queue, now_ms=int(provisional_ms) + 2)
+    (again,) = await queue.claim(now_ms=int(provisional_ms) + 2)
     assert again.attempt == 1
 
 

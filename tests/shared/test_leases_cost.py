@@ -11,7 +11,7 @@ import redis
 
 from local.stack import Gateway
 from shared.lease_beat import BeatRequest, HeldLease, beat, settle
-from shared.lease_claim import ClaimedJob, claim_jobs, lease_jobs, start_jobs
+from shared.lease_claim import claim_jobs, lease_jobs, start_jobs
 from shared.leases import (
     HandBack,
     complete_job,
@@ -48,13 +48,6 @@ def cost(
     return measure
 
 
-async def claim_one(queue: QueueHarness, now_ms: int = T0_MS) -> ClaimedJob:
-    (job,) = (
-        await claim_jobs(queue.redis, queue.settings, queue.keys, count=1, now_ms=now_ms)
-    ).jobs
-    return job
-
-
 async def test_a_lease_costs_three_whatever_the_batch_and_two_when_the_queue_is_empty(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
@@ -88,7 +81,7 @@ async def test_complete_costs_five_and_a_stale_complete_three(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     r, s, k = queue.redis, queue.settings, queue.keys
 
     _, billed = await cost(complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 1))
@@ -102,7 +95,7 @@ async def test_fail_costs_four_when_retrying_and_five_when_final(
 ) -> None:
     await queue.enqueue()
     await queue.enqueue()
-    retried, final = (await claim_one(queue)), (await claim_one(queue))
+    retried, final = (await queue.claim_one()), (await queue.claim_one())
     r, s, k = queue.redis, queue.settings, queue.keys
 
     _, retry_cost = await cost(
@@ -117,7 +110,7 @@ async def test_progress_costs_three_and_release_of_one_job_with_sign_off_six(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     r, s, k = queue.redis, queue.settings, queue.keys
     hand_back = HandBack(job.lease, job.priority, job.attempt - 1)
 
@@ -136,7 +129,7 @@ async def test_an_idle_beat_costs_four_and_a_busy_one_five(
     _, idle = await cost(beat(r, s, k, BeatRequest("w", [], 1, T0_MS)))
     await queue.enqueue()
     await queue.enqueue()
-    jobs = [await claim_one(queue), await claim_one(queue)]
+    jobs = [await queue.claim_one(), await queue.claim_one()]
     held = [HeldLease(job.lease.member, job.timeout_ms) for job in jobs]
     _, busy = await cost(beat(r, s, k, BeatRequest("w", held, 2, T0_MS + 1)))
 

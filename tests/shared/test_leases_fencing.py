@@ -10,7 +10,7 @@ import redis
 
 from local.stack import Gateway
 from shared.lease_beat import BeatRequest, beat_and_settle
-from shared.lease_claim import ClaimedJob, claim_jobs
+from shared.lease_claim import ClaimedJob
 from shared.leases import (
     HandBack,
     LeaseOutcome,
@@ -29,13 +29,6 @@ BOOM = JobError(message="boom", kind="error")
 @pytest.fixture
 async def queue(gateway: Gateway, redis_direct: redis.Redis) -> QueueHarness:
     return make_harness(gateway, redis_direct)
-
-
-async def claim_one(queue: QueueHarness, now_ms: int = T0_MS) -> ClaimedJob:
-    (job,) = (
-        await claim_jobs(queue.redis, queue.settings, queue.keys, count=1, now_ms=now_ms)
-    ).jobs
-    return job
 
 
 async def complete(
@@ -71,7 +64,7 @@ async def test_complete_with_the_current_token_stores_the_result_and_expires_the
     queue: QueueHarness,
 ) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
 
     assert await complete(queue, job, '{"url":"x"}', now_ms=T0_MS + 100) is LeaseOutcome.COMPLETED
 
@@ -85,7 +78,7 @@ async def test_complete_with_the_current_token_stores_the_result_and_expires_the
 
 async def test_a_stale_token_cannot_complete_a_job_that_was_taken_back(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     await expire_and_recover(queue, job)
     before = queue.job(job_id)
 
@@ -100,9 +93,9 @@ async def test_a_stale_token_cannot_complete_after_the_job_was_claimed_again(
     queue: QueueHarness,
 ) -> None:
     job_id = await queue.enqueue()
-    first = await claim_one(queue)
+    first = await queue.claim_one()
     await expire_and_recover(queue, first)
-    second = await claim_one(queue, now_ms=T0_MS + first.timeout_ms + 2)
+    second = await queue.claim_one(now_ms=T0_MS + first.timeout_ms + 2)
 
     assert await complete(queue, first, '"old"') is LeaseOutcome.STALE
     assert await complete(queue, second, '"new"') is LeaseOutcome.COMPLETED
@@ -111,7 +104,7 @@ async def test_a_stale_token_cannot_complete_after_the_job_was_claimed_again(
 
 async def test_a_stale_token_cannot_fail_a_job(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     await expire_and_recover(queue, job)
     before = queue.job(job_id)
 
@@ -127,7 +120,7 @@ async def test_repeating_an_applied_complete_reports_success_without_writing_aga
     queue: QueueHarness,
 ) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     assert await complete(queue, job, '"first"') is LeaseOutcome.COMPLETED
 
     assert await complete(queue, job, '"second"') is LeaseOutcome.COMPLETED
@@ -138,7 +131,7 @@ async def test_fail_with_a_retry_time_delays_the_job_and_records_the_error(
     queue: QueueHarness,
 ) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
 
     outcome = await fail(queue, job, retry_at_ms=T0_MS + 2_000)
 
@@ -158,7 +151,7 @@ async def test_fail_with_a_retry_time_delays_the_job_and_records_the_error(
 
 async def test_fail_without_a_retry_time_fails_the_job_for_good(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
 
     assert await fail(queue, job, retry_at_ms=None, now_ms=T0_MS + 300) is LeaseOutcome.FAILED
 
@@ -171,10 +164,10 @@ async def test_fail_without_a_retry_time_fails_the_job_for_good(queue: QueueHarn
 
 async def test_complete_after_a_failed_attempt_clears_the_old_error(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
-    await fail(queue, await claim_one(queue), retry_at_ms=T0_MS + 1)
+    await fail(queue, await queue.claim_one(), retry_at_ms=T0_MS + 1)
     request = BeatRequest("w", [], 1, T0_MS + 1)
     await beat_and_settle(queue.redis, queue.settings, queue.keys, request)
-    retry = await claim_one(queue, now_ms=T0_MS + 2)
+    retry = await queue.claim_one(now_ms=T0_MS + 2)
 
     assert retry.attempt == 2
     assert await complete(queue, retry) is LeaseOutcome.COMPLETED
@@ -183,7 +176,7 @@ async def test_complete_after_a_failed_attempt_clears_the_old_error(queue: Queue
 
 async def test_release_hands_the_job_back_without_spending_an_attempt(queue: QueueHarness) -> None:
     job_id = await queue.enqueue(priority=2)
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     queue.direct.hset(queue.keys.workers, "w1", '{"lastSeenMs":1,"active":1}')
     hand_back = HandBack(lease=job.lease, priority=job.priority, attempts_before=job.attempt - 1)
 
@@ -211,7 +204,7 @@ async def test_release_hands_the_job_back_without_spending_an_attempt(queue: Que
 
 async def test_progress_is_written_only_while_the_lease_is_held(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     half = Progress(percent=50, message="halfway")
 
     assert await report_progress(queue.redis, queue.settings, queue.keys, job.lease, half)
@@ -225,7 +218,7 @@ async def test_progress_is_written_only_while_the_lease_is_held(queue: QueueHarn
 
 async def test_final_progress_travels_with_the_completion(queue: QueueHarness) -> None:
     job_id = await queue.enqueue()
-    job = await claim_one(queue)
+    job = await queue.claim_one()
     done = Progress(percent=100, message="done")
 
     await complete_job(

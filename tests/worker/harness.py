@@ -13,6 +13,7 @@ from local.stack import Gateway
 from shared.client import get_redis
 from shared.job_ids import new_job_id
 from shared.keys import QueueKeys
+from shared.lease_claim import ClaimedJob, claim_jobs
 from shared.lua import load_script
 from shared.models import EnqueueRequest
 from shared.queue import NewJob, enqueue_job
@@ -68,6 +69,15 @@ class QueueHarness:
         )
         await enqueue_job(self.redis, self.settings, job, [])
         return job.id
+
+    async def claim(self, count: int = 1, now_ms: int = T0_MS) -> list[ClaimedJob]:
+        """Claim (lease, then start) up to `count` jobs as a worker would."""
+        batch = await claim_jobs(self.redis, self.settings, self.keys, count=count, now_ms=now_ms)
+        return batch.jobs
+
+    async def claim_one(self, now_ms: int = T0_MS) -> ClaimedJob:
+        (job,) = await self.claim(now_ms=now_ms)
+        return job
 
     def job(self, job_id: str) -> dict[str, str]:
         fields: dict[str, str] = self.direct.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
