@@ -54,6 +54,9 @@ class JobRun:
         self._backoff = backoff
         self._started_ms = clock.now_ms()
         self.retry_at_ms: int | None = None  # set once a retry has been scheduled
+        # Once the outcome is being reported, the report itself learns whether the lease was
+        # still held (applied, or refused as stale); a beat must not cancel it half-way.
+        self.reporting = False
 
     @property
     def job_id(self) -> str:
@@ -67,6 +70,7 @@ class JobRun:
             outcome = await self._attempt(reporter)
         finally:
             sender.cancel()
+        self.reporting = True
         return await self._report(outcome, reporter.unwritten())
 
     async def _attempt(self, reporter: ProgressReporter) -> Outcome:

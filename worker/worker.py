@@ -247,11 +247,14 @@ class Worker:
             self._wake.set()
 
     def _abandon(self, member: str) -> None:
-        entry = self._runs.pop(member, None)
-        if entry is not None:
-            run, task = entry
-            self._log("lease_lost", logging.WARNING, jobId=run.job_id, reason="renewal refused")
-            task.cancel()
+        """A lease the beat could not renew: stop the job, unless its outcome is already being
+        reported (its own complete or fail may be what removed the lease)."""
+        entry = self._runs.get(member)
+        if entry is None or entry[0].reporting:
+            return
+        run, task = self._runs.pop(member)
+        self._log("lease_lost", logging.WARNING, jobId=run.job_id, reason="renewal refused")
+        task.cancel()
 
     # -- wake-ups --------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 from shared import clock
 from tests.worker.conftest import wait_for
@@ -39,3 +40,27 @@ async def test_an_embedded_worker_runs_jobs_in_parallel_and_stops_when_asked(
     assert json.loads(queue.job(second)["result"]) == {"seen": 2, "user": "user-1"}
     assert json.loads(queue.job(first)["progress"]) == {"percent": 50.0, "message": "half"}
     assert queue.direct.hgetall(queue.keys.workers) == {}
+
+
+async def test_a_lease_found_gone_while_its_job_reports_does_not_cancel_the_report(
+    queue: QueueHarness,
+) -> None:
+    """The job's own complete or fail removes its lease; a beat racing it sees the lease gone.
+    The report must finish (and log what happened) rather than be cancelled half-way."""
+    worker = Worker(lambda job: None, queue.settings, WorkerOptions(worker_id="racing"))
+    reporting = SimpleNamespace(reporting=True, job_id="job-a")
+    running = SimpleNamespace(reporting=False, job_id="job-b")
+    report_task = asyncio.create_task(asyncio.sleep(10))
+    processor_task = asyncio.create_task(asyncio.sleep(10))
+    worker._runs["job-a|t1"] = (reporting, report_task)  # type: ignore[assignment]
+    worker._runs["job-b|t2"] = (running, processor_task)  # type: ignore[assignment]
+
+    worker._abandon("job-a|t1")
+    worker._abandon("job-b|t2")
+    await asyncio.sleep(0)
+
+    assert not report_task.cancelled()
+    assert "job-a|t1" in worker._runs
+    assert processor_task.cancelled()
+    assert "job-b|t2" not in worker._runs
+    report_task.cancel()

@@ -102,7 +102,8 @@ async def test_a_processor_past_its_timeout_is_a_failed_attempt_sync_or_async(
             "message": "the processor ran longer than timeoutMs=1000",
             "kind": "timeout",
         }
-    assert [e["errorKind"] for e in sync_worker.events("retrying")] == ["timeout"]
+    retried = [e["errorKind"] for e in sync_worker.events("retrying")]
+    assert retried == ["timeout"], sync_worker.output()
     assert [e["errorKind"] for e in async_worker.events("failed")] == ["timeout"]
 
 
