@@ -10,7 +10,15 @@ from __future__ import annotations
 from shared.client_ip import client_ip
 from shared.errors import Forbidden, ValidationFailed
 from shared.handlers import Caller, identify
-from shared.http import Request, Response, endpoint, json_response, lambda_handler, parse_json
+from shared.http import (
+    Request,
+    Response,
+    endpoint,
+    field_error,
+    json_response,
+    lambda_handler,
+    parse_json,
+)
 from shared.limiter import check_rate_limits
 from shared.ratelimit import RateLimitCheck, checks_for, decision_headers
 from shared.ratelimit_models import RateLimitCheckRequest, decision_body
@@ -54,10 +62,7 @@ def identifier(caller: Caller, request: Request, body: RateLimitCheckRequest) ->
 
 
 def invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        "the request does not match the schema",
-        errors=[{"field": field, "message": message, "type": "value_error"}],
-    )
+    return field_error("the request does not match the schema", field, message)
 
 
 app = endpoint({"POST": check})

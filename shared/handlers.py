@@ -13,8 +13,8 @@ from shared import ratelimit
 from shared.auth import Principal, authenticate
 from shared.client import get_redis
 from shared.client_ip import client_ip
-from shared.errors import Forbidden, RateLimited, ValidationFailed
-from shared.http import Request, Response, json_response
+from shared.errors import Forbidden, RateLimited
+from shared.http import Request, Response, field_error, json_response
 from shared.job_ids import idempotent_job_id, is_job_id, new_job_id
 from shared.models import EnqueueRequest, is_idempotency_key
 from shared.queue import EnqueueOutcome, NewJob, job_not_found
@@ -55,10 +55,7 @@ def job_id_param(request: Request) -> str:
     """`?id=`: 422 when missing; a malformed id is a 404 like an unknown one, without Redis."""
     job_id = request.query.get("id", "")
     if not job_id:
-        raise ValidationFailed(
-            "the job id is missing",
-            errors=[{"field": "id", "message": "send ?id=<job id>", "type": "missing"}],
-        )
+        raise field_error("the job id is missing", "id", "send ?id=<job id>", "missing")
     if not is_job_id(job_id):
         raise job_not_found()
     return job_id
@@ -92,9 +89,8 @@ def _idempotency_key(request: Request, body: EnqueueRequest) -> str | None:
     elif body.idempotency_key is not None and body.idempotency_key != header:
         problem = "differs from idempotencyKey in the body"
     if problem:
-        raise ValidationFailed(
-            "the Idempotency-Key header is not valid",
-            errors=[{"field": "header/Idempotency-Key", "message": problem, "type": "value_error"}],
+        raise field_error(
+            "the Idempotency-Key header is not valid", "header/Idempotency-Key", problem
         )
     return header
 

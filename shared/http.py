@@ -95,6 +95,15 @@ def validate(
         ) from None
 
 
+def field_error(
+    detail: str, field: str, message: str, error_type: str = "value_error"
+) -> ValidationFailed:
+    """A 422 for one field that a rule outside the schema refused, shaped like schema errors."""
+    return ValidationFailed(
+        detail, errors=[{"field": field, "message": message, "type": error_type}]
+    )
+
+
 def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
     return [
         {
