@@ -27,15 +27,15 @@ import redis
 from upstash_redis.asyncio import Redis
 
 from local.stack import Gateway, start_local_stack
-from shared.client import get_redis
-from shared.job_ids import new_job_id
-from shared.keys import QueueKeys
-from shared.lease_claim import claim_jobs
-from shared.leases import complete_job
-from shared.models import EnqueueRequest
-from shared.queue import NewJob, enqueue_job
-from shared.ratelimit import checks_for_enqueue
-from shared.settings import Settings, load_settings
+from shared.config.settings import Settings, load_settings
+from shared.queue.claim import claim_jobs
+from shared.queue.enqueue import NewJob, enqueue_job
+from shared.queue.job_ids import new_job_id
+from shared.queue.leases import complete_job
+from shared.queue.models import EnqueueRequest
+from shared.ratelimit.decision import checks_for_enqueue
+from shared.store.client import get_redis
+from shared.store.keys import QueueKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "cost.json"

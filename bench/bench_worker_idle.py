@@ -101,9 +101,9 @@ def measure_beat_cost(env: dict[str, str], direct: Any, keys: Any) -> float:
 
 async def enqueue_one(queue: Any) -> tuple[str, int]:
     from shared import clock
-    from shared.job_ids import new_job_id
-    from shared.models import EnqueueRequest
-    from shared.queue import NewJob, enqueue_job
+    from shared.queue.enqueue import NewJob, enqueue_job
+    from shared.queue.job_ids import new_job_id
+    from shared.queue.models import EnqueueRequest
 
     now_ms = clock.now_ms()
     request = EnqueueRequest.model_validate({"type": "bench", "data": {"steps": 1, "stepMs": 0}})
@@ -132,7 +132,7 @@ async def measure_pickup(env: dict[str, str], direct: Any, queue: Any) -> list[i
 async def measure_polling_baseline(direct: Any, queue: Any) -> tuple[float, list[int]]:
     """A consumer that pops `ready` over REST once a second: cost per day and pickup latency."""
     from shared import clock
-    from shared.client import call_redis
+    from shared.store.client import call_redis
 
     picked: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
     stop = asyncio.Event()
@@ -171,9 +171,9 @@ async def run(window_s: float) -> dict[str, Any]:
     import redis
 
     from local.stack import start_local_stack
-    from shared.client import get_redis
-    from shared.keys import QueueKeys
-    from shared.settings import load_settings
+    from shared.config.settings import load_settings
+    from shared.store.client import get_redis
+    from shared.store.keys import QueueKeys
     from worker.schedule import IDLE_BEAT_S, idle_commands_per_day
 
     stack = start_local_stack()

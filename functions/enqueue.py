@@ -6,8 +6,11 @@ idempotency key is known; 429 when a rate limit denies (nothing consumed, no job
 
 from __future__ import annotations
 
-from shared import clock, ratelimit
-from shared.handlers import (
+from shared import clock
+from shared.queue.enqueue import enqueue_job
+from shared.queue.models import EnqueueRequest, enqueue_context
+from shared.ratelimit import decision as ratelimit
+from shared.web.caller import (
     enqueue_body_limit,
     enqueue_checks,
     enqueue_response,
@@ -15,9 +18,7 @@ from shared.handlers import (
     new_job,
     rate_limited,
 )
-from shared.http import Request, Response, endpoint, lambda_handler, parse_json
-from shared.models import EnqueueRequest, enqueue_context
-from shared.queue import enqueue_job
+from shared.web.endpoint import Request, Response, endpoint, lambda_handler, parse_json
 
 
 async def enqueue(request: Request) -> Response:

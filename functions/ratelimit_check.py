@@ -7,10 +7,13 @@ name an `identifier` (403 otherwise) or refund (negative `cost`).
 
 from __future__ import annotations
 
-from shared.client_ip import client_ip
 from shared.errors import Forbidden, ValidationFailed
-from shared.handlers import Caller, identify
-from shared.http import (
+from shared.ratelimit.decision import RateLimitCheck, checks_for, decision_headers
+from shared.ratelimit.models import RateLimitCheckRequest, decision_body
+from shared.ratelimit.standalone import check_rate_limits
+from shared.web.caller import Caller, identify
+from shared.web.client_ip import client_ip
+from shared.web.endpoint import (
     Request,
     Response,
     endpoint,
@@ -19,9 +22,6 @@ from shared.http import (
     lambda_handler,
     parse_json,
 )
-from shared.limiter import check_rate_limits
-from shared.ratelimit import RateLimitCheck, checks_for, decision_headers
-from shared.ratelimit_models import RateLimitCheckRequest, decision_body
 
 
 async def check(request: Request) -> Response:

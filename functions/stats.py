@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from shared import clock
-from shared.handlers import identify
-from shared.http import Request, Response, endpoint, json_response, lambda_handler
-from shared.queue import queue_stats
+from shared.queue.enqueue import queue_stats
+from shared.web.caller import identify
+from shared.web.endpoint import Request, Response, endpoint, json_response, lambda_handler
 
 
 async def show(request: Request) -> Response:

@@ -4,9 +4,9 @@ an unknown id). DELETE: cancel a job that has not started (200), else 409."""
 from __future__ import annotations
 
 from shared import clock
-from shared.handlers import identify, job_id_param
-from shared.http import Request, Response, endpoint, json_response, lambda_handler
-from shared.queue import cancel_job, get_job
+from shared.queue.enqueue import cancel_job, get_job
+from shared.web.caller import identify, job_id_param
+from shared.web.endpoint import Request, Response, endpoint, json_response, lambda_handler
 
 
 async def show(request: Request) -> Response:

@@ -1,5 +1,5 @@
 """The one error hierarchy. Each `AppError` knows its HTTP status and problem `code`;
-`shared.http` renders them as `application/problem+json` in one place.
+`shared.web.endpoint` renders them as `application/problem+json` in one place.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from local.stack import Gateway, LocalStack, start_local_stack
-from shared.blocked_cache import blocked
+from shared.ratelimit.blocked import blocked
 
 
 @pytest.fixture(scope="session")

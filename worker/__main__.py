@@ -10,9 +10,9 @@ import logging
 import signal
 import sys
 
-from shared.backoff import DEFAULT_BASE_MS, DEFAULT_MAX_MS, Backoff
+from shared.config.settings import get_settings
 from shared.errors import AppError, ServerMisconfigured
-from shared.settings import get_settings
+from shared.queue.backoff import DEFAULT_BASE_MS, DEFAULT_MAX_MS, Backoff
 from worker.logs import configure_logging, log_event
 from worker.processor import load_processor
 from worker.schedule import IDLE_BEAT_S

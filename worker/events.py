@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.settings import Settings
+from shared.config.settings import Settings
 from worker.logs import log_event
 
 RECONNECT_MIN_S = 1.0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.errors import PermanentError
-from shared.models import JobError, compact_json
+from shared.queue.models import JobError, compact_json
 from worker.job import Job
 
 Processor = Callable[[Job], Any]

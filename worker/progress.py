@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from shared.models import Progress
+from shared.queue.models import Progress
 
 MIN_PROGRESS_INTERVAL_S = 1.0
 MAX_MESSAGE_CHARS = 500

@@ -17,13 +17,13 @@ from typing import Any
 from upstash_redis.asyncio import Redis
 
 from shared import clock
-from shared.backoff import Backoff, retry_at_ms
+from shared.config.settings import Settings
 from shared.errors import RedisUnavailable
-from shared.keys import QueueKeys
-from shared.lease_claim import ClaimedJob
-from shared.leases import LeaseOutcome, complete_job, fail_job, report_progress
-from shared.models import JobError, Progress
-from shared.settings import Settings
+from shared.queue.backoff import Backoff, retry_at_ms
+from shared.queue.claim import ClaimedJob
+from shared.queue.leases import LeaseOutcome, complete_job, fail_job, report_progress
+from shared.queue.models import JobError, Progress
+from shared.store.keys import QueueKeys
 from worker.job import Job
 from worker.logs import log_event
 from worker.processor import Failed, Outcome, Processor, Succeeded, run_attempt

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from shared import clock
 from shared.errors import AppError, RedisUnavailable
-from shared.lease_claim import ClaimedJob
-from shared.leases import HandBack, release_jobs
+from shared.queue.claim import ClaimedJob
+from shared.queue.leases import HandBack, release_jobs
 from worker.logs import log_event
 from worker.running import QueueHandle
 

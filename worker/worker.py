@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import clock
-from shared.backoff import Backoff
-from shared.client import get_redis
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply, RedisUnavailable
-from shared.keys import QueueKeys
-from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat, settle
-from shared.lease_claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
-from shared.leases import LeaseOutcome
-from shared.queue import WORKER_STALE_AFTER_MS
-from shared.settings import Settings
+from shared.queue.backoff import Backoff
+from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, settle
+from shared.queue.claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
+from shared.queue.enqueue import WORKER_STALE_AFTER_MS
+from shared.queue.leases import LeaseOutcome
+from shared.store.client import get_redis
+from shared.store.keys import QueueKeys
 from worker.events import EventStream, JobEvent, Subscribed
 from worker.logs import log_event
 from worker.processor import Processor

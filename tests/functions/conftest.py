@@ -16,8 +16,8 @@ import redis
 from functions import enqueue, stats, status
 from local.stack import Gateway
 from shared import clock
-from shared.http import ASGIApp
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.web.endpoint import ASGIApp
 from tests.shared.queue_support import FrozenClock, preload_queue_scripts, real_now_ms
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"

@@ -12,8 +12,8 @@ import redis
 
 from functions import enqueue
 from local.stack import LocalStack, start_gateway
-from shared.keys import SCORE_PRIORITY_STEP, QueueKeys
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
 from tests.functions.conftest import QueueApi
 from tests.shared.queue_support import FrozenClock
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from shared.blocked_cache import blocked
-from shared.keys import QueueKeys
-from shared.ratelimit_state import decode
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.ratelimit.blocked import blocked
+from shared.ratelimit.state import decode
+from shared.store.keys import QueueKeys
 from tests.functions.conftest import QueueApi
 from tests.shared.queue_support import FrozenClock
 from tests.shared.ratelimit_cases import START

@@ -14,11 +14,11 @@ import redis
 from functions import ratelimit_check
 from local.stack import Gateway, LocalStack, start_gateway
 from shared import clock
-from shared.http import ASGIApp
-from shared.keys import QueueKeys
-from shared.limiter import SCRIPT_FILES
-from shared.lua import load_script
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.ratelimit.standalone import SCRIPT_FILES
+from shared.store.keys import QueueKeys
+from shared.store.scripts import load_script
+from shared.web.endpoint import ASGIApp
 from tests.shared.queue_support import FrozenClock
 from tests.shared.ratelimit_cases import START
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
-from shared.job_ids import new_job_id
-from shared.keys import QueueKeys
+from shared.queue.job_ids import new_job_id
+from shared.store.keys import QueueKeys
 from tests.functions.conftest import QueueApi
 from tests.shared.queue_support import FrozenClock
 

@@ -13,9 +13,9 @@ import jwt
 import pytest
 import redis
 
-from shared.handlers import ENQUEUE_BODY_FACTOR, ENQUEUE_ENVELOPE_BYTES
-from shared.models import MAX_DELAY_MS
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.queue.models import MAX_DELAY_MS
+from shared.web.caller import ENQUEUE_BODY_FACTOR, ENQUEUE_ENVELOPE_BYTES
 from tests.functions.conftest import SERVICE_KEY, QueueApi, make_user_token
 from tests.shared.queue_support import FrozenClock
 

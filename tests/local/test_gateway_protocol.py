@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.exceptions import ResponseError
 
-from local.gateway_protocol import (
+from local.gateway.protocol import (
     GatewayError,
     command_from_json,
     command_from_path,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from upstash_redis.errors import UpstashError
 
-from local.gateway_scripts import ShebangScripts, strip_shebang
+from local.gateway.shebangs import ShebangScripts, strip_shebang
 
 
 def shebang_script() -> str:

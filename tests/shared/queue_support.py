@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.lua import load_script
-from shared.queue import CANCEL_SCRIPT, ENQUEUE_SCRIPT, STATS_SCRIPT
+from shared.queue.enqueue import CANCEL_SCRIPT, ENQUEUE_SCRIPT, STATS_SCRIPT
+from shared.store.scripts import load_script
 
 QUEUE_SCRIPTS = (ENQUEUE_SCRIPT, CANCEL_SCRIPT, STATS_SCRIPT)
 

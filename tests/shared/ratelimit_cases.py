@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.policies import Algorithm
-from shared.windows import Outcome, State
+from shared.ratelimit.algorithms import Outcome, State
+from shared.ratelimit.policies import Algorithm
 
 MINUTE_MS = 60_000
 INDEX = 28_333_334  # the window index of START for one-minute windows

@@ -4,11 +4,11 @@ script run with an injected clock. (The blocked cache is emptied per test by tes
 from __future__ import annotations
 
 from local.stack import Gateway
-from shared.client import get_redis
-from shared.keys import QueueKeys
-from shared.limiter import SCRIPT_FILES
-from shared.lua import ScriptArg, load_script, run_script
-from shared.settings import Settings, load_settings
+from shared.config.settings import Settings, load_settings
+from shared.ratelimit.standalone import SCRIPT_FILES
+from shared.store.client import get_redis
+from shared.store.keys import QueueKeys
+from shared.store.scripts import ScriptArg, load_script, run_script
 
 QUEUE = "rl-test"
 KEYS = QueueKeys(QUEUE)

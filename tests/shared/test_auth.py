@@ -12,10 +12,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shared.auth import Principal, authenticate
+from shared.config.settings import Settings, load_settings
 from shared.errors import Forbidden, ServerMisconfigured, Unauthorized
-from shared.http import Request
-from shared.settings import Settings, load_settings
+from shared.web.auth import Principal, authenticate
+from shared.web.endpoint import Request
 
 SECRET = "unit-test-secret-0123456789-abcdefghij"
 SERVICE_KEY = "svc-key-1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.backoff import Backoff, retry_at_ms
+from shared.queue.backoff import Backoff, retry_at_ms
 
 DEFAULT = Backoff()
 

@@ -5,9 +5,9 @@ import time
 import pytest
 
 from local.stack import Gateway, LocalStack, start_gateway
-from shared.client import call_redis, get_redis
+from shared.config.settings import Settings, load_settings
 from shared.errors import RedisCommandError, RedisTimeout, ServerMisconfigured
-from shared.settings import Settings, load_settings
+from shared.store.client import call_redis, get_redis
 
 TIMEOUT_MS = 400
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.client_ip import client_ip
-from shared.http import Request
-from shared.settings import Settings, load_settings
+from shared.config.settings import Settings, load_settings
+from shared.web.client_ip import client_ip
+from shared.web.endpoint import Request
 
 REQUIRED = {"UPSTASH_REDIS_REST_URL": "http://127.0.0.1:1", "UPSTASH_REDIS_REST_TOKEN": "t"}
 

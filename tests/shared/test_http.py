@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Conflict
-from shared.http import Request, Response, endpoint, json_response, parse_json
+from shared.web.endpoint import Request, Response, endpoint, json_response, parse_json
 
 
 class Greeting(BaseModel):

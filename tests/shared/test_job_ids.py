@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.job_ids import JobIdGenerator, idempotent_job_id, is_job_id, new_job_id
+from shared.queue.job_ids import JobIdGenerator, idempotent_job_id, is_job_id, new_job_id
 
 NOW_MS = 1_780_000_000_000
 

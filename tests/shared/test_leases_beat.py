@@ -14,13 +14,13 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared import lease_beat
-from shared.keys import lease_member
-from shared.lease_beat import BeatRequest, BeatResult, HeldLease, beat, beat_and_settle, settle
-from shared.lease_claim import ClaimedJob, lease_jobs
-from shared.leases import fail_job
-from shared.models import JobError
-from shared.queue import cancel_job, queue_stats
+from shared.queue import beat as lease_beat
+from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, beat_and_settle, settle
+from shared.queue.claim import ClaimedJob, lease_jobs
+from shared.queue.enqueue import cancel_job, queue_stats
+from shared.queue.leases import fail_job
+from shared.queue.models import JobError
+from shared.store.keys import lease_member
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 TIMEOUT_MS = 10_000

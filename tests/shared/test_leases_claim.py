@@ -8,18 +8,18 @@ import redis
 
 from local.stack import Gateway
 from shared.errors import Conflict
-from shared.keys import lease_member
-from shared.lease_beat import BeatRequest, beat_and_settle
-from shared.lease_claim import (
+from shared.queue.beat import BeatRequest, beat_and_settle
+from shared.queue.claim import (
     PROVISIONAL_LEASE_MS,
     ClaimBatch,
     claim_jobs,
     lease_jobs,
     start_jobs,
 )
-from shared.leases import Lease
-from shared.models import JobStatus
-from shared.queue import cancel_job
+from shared.queue.enqueue import cancel_job
+from shared.queue.leases import Lease
+from shared.queue.models import JobStatus
+from shared.store.keys import lease_member
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 

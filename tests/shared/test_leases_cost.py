@@ -10,16 +10,16 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared.lease_beat import BeatRequest, HeldLease, beat, settle
-from shared.lease_claim import claim_jobs, lease_jobs, start_jobs
-from shared.leases import (
+from shared.queue.beat import BeatRequest, HeldLease, beat, settle
+from shared.queue.claim import claim_jobs, lease_jobs, start_jobs
+from shared.queue.leases import (
     HandBack,
     complete_job,
     fail_job,
     release_jobs,
     report_progress,
 )
-from shared.models import JobError, Progress
+from shared.queue.models import JobError, Progress
 from tests.shared.queue_support import preload_queue_scripts
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 

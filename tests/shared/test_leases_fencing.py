@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared.lease_beat import BeatRequest, beat_and_settle
-from shared.lease_claim import ClaimedJob
-from shared.leases import (
+from shared.queue.beat import BeatRequest, beat_and_settle
+from shared.queue.claim import ClaimedJob
+from shared.queue.leases import (
     HandBack,
     LeaseOutcome,
     complete_job,
@@ -19,7 +19,7 @@ from shared.leases import (
     release_jobs,
     report_progress,
 )
-from shared.models import JobError, Progress
+from shared.queue.models import JobError, Progress
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 RETENTION_MS = 86_400_000

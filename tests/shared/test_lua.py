@@ -8,11 +8,11 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared import lua
-from shared.client import get_redis
+from shared.config.settings import Settings, load_settings
 from shared.errors import RedisCommandError
-from shared.lua import load_script, run_script
-from shared.settings import Settings, load_settings
+from shared.store import scripts as lua
+from shared.store.client import get_redis
+from shared.store.scripts import load_script, run_script
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.errors import BadRedisReply
-from shared.models import (
+from shared.queue.models import (
     MAX_DELAY_MS,
     EnqueueRequest,
     Job,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.policies import (
+from shared.ratelimit.policies import (
     Algorithm,
     Policy,
     PolicyParseError,

@@ -10,13 +10,9 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared import ratelimit
-from shared.client import get_redis
+from shared.config.settings import Settings, load_settings
 from shared.errors import Conflict, NotFound
-from shared.job_ids import idempotent_job_id, new_job_id
-from shared.keys import SCORE_PRIORITY_STEP, QueueKeys
-from shared.models import EnqueueRequest, Job, JobStatus, enqueue_context
-from shared.queue import (
+from shared.queue.enqueue import (
     HOUR_MS,
     WORKER_STALE_AFTER_MS,
     EnqueueOutcome,
@@ -26,8 +22,12 @@ from shared.queue import (
     get_job,
     queue_stats,
 )
-from shared.ratelimit import RateLimitCheck
-from shared.settings import Settings, load_settings
+from shared.queue.job_ids import idempotent_job_id, new_job_id
+from shared.queue.models import EnqueueRequest, Job, JobStatus, enqueue_context
+from shared.ratelimit import decision as ratelimit
+from shared.ratelimit.decision import RateLimitCheck
+from shared.store.client import get_redis
+from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
 from tests.shared.queue_support import preload_queue_scripts, real_now_ms
 
 RETENTION_S = 7200

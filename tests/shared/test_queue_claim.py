@@ -1,5 +1,5 @@
-"""Jobs created by `enqueue_job` as the worker side (`shared.leases`, `shared.lease_beat`) sees
-them: claim order, delays, cancel versus claim, and the cost of one job's whole life."""
+"""Jobs created by `enqueue_job` as the worker side (`shared.queue.leases`, `shared.queue.beat`)
+sees them: claim order, delays, cancel versus claim, and the cost of one job's whole life."""
 
 from __future__ import annotations
 
@@ -10,27 +10,27 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared import ratelimit
-from shared.client import get_redis
+from shared.config.settings import Settings, load_settings
 from shared.errors import Conflict
-from shared.job_ids import new_job_id
-from shared.keys import QueueKeys
-from shared.lease_beat import BeatRequest, beat_and_settle
-from shared.lease_claim import ClaimBatch, claim_jobs
-from shared.leases import LeaseOutcome, complete_job
-from shared.lua import load_script
-from shared.models import EnqueueRequest, Job, JobStatus, enqueue_context
-from shared.queue import NewJob, cancel_job, enqueue_job, get_job
-from shared.ratelimit import RateLimitCheck
-from shared.settings import Settings, load_settings
+from shared.queue.beat import BeatRequest, beat_and_settle
+from shared.queue.claim import ClaimBatch, claim_jobs
+from shared.queue.enqueue import NewJob, cancel_job, enqueue_job, get_job
+from shared.queue.job_ids import new_job_id
+from shared.queue.leases import LeaseOutcome, complete_job
+from shared.queue.models import EnqueueRequest, Job, JobStatus, enqueue_context
+from shared.ratelimit import decision as ratelimit
+from shared.ratelimit.decision import RateLimitCheck
+from shared.store.client import get_redis
+from shared.store.keys import QueueKeys
+from shared.store.scripts import load_script
 from tests.shared.queue_support import preload_queue_scripts, real_now_ms
 
 LEASE_SCRIPTS = (
-    "lease_take.lua",
-    "lease_start.lua",
-    "lease_complete.lua",
-    "lease_beat.lua",
-    "lease_settle.lua",
+    "queue/lua/lease_jobs.lua",
+    "queue/lua/start_jobs.lua",
+    "queue/lua/complete_job.lua",
+    "queue/lua/beat.lua",
+    "queue/lua/settle.lua",
 )
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.config.settings import Settings, load_settings
 from shared.errors import BadRedisReply
-from shared.keys import QueueKeys
-from shared.policies import Algorithm, Policy
-from shared.ratelimit import (
+from shared.ratelimit.decision import (
     Decision,
     PolicyDecision,
     RateLimitCheck,
@@ -19,7 +18,8 @@ from shared.ratelimit import (
     parse_reply,
     script_inputs,
 )
-from shared.settings import Settings, load_settings
+from shared.ratelimit.policies import Algorithm, Policy
+from shared.store.keys import QueueKeys
 
 NOW = 1_700_000_000_000
 MINUTE = Policy("user", 5, 60_000, Algorithm.SLIDING)

@@ -3,9 +3,8 @@ which costs, what a refund undoes, and that it stays bounded."""
 
 from __future__ import annotations
 
-from shared.blocked_cache import Block, BlockedCache, blocked
-from shared.policies import Algorithm, Policy
-from shared.ratelimit import (
+from shared.ratelimit.blocked import Block, BlockedCache, blocked
+from shared.ratelimit.decision import (
     Decision,
     PolicyDecision,
     RateLimitCheck,
@@ -14,6 +13,7 @@ from shared.ratelimit import (
     forget,
     remember,
 )
+from shared.ratelimit.policies import Algorithm, Policy
 
 NOW = 1_700_000_000_000
 MINUTE = Policy("user", 5, 60_000, Algorithm.SLIDING)

@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared.policies import Algorithm, Policy
-from shared.ratelimit import RateLimitCheck, script_inputs
-from shared.ratelimit_state import Evaluation, PolicySpec, algorithm_letter, encode, evaluate
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.ratelimit.decision import RateLimitCheck, script_inputs
+from shared.ratelimit.policies import Algorithm, Policy
+from shared.ratelimit.state import Evaluation, PolicySpec, algorithm_letter, encode, evaluate
 from tests.shared.ratelimit_cases import ALL_CASES, INDEX, NOW, Case, case_id
 from tests.shared.ratelimit_support import KEYS, run_ratelimit_script, settings_for
 

@@ -1,6 +1,7 @@
-"""Rate limits against real Redis behind the gateway, through `shared.limiter`: exactness under
-concurrency, all-or-nothing across policies, window boundaries on an injected clock, TTLs on
-every key, one request per check (none when the cache knows), and the exact billed commands."""
+"""Rate limits against real Redis behind the gateway, through `shared.ratelimit.standalone`:
+exactness under concurrency, all-or-nothing across policies, window boundaries on an injected
+clock, TTLs on every key, one request per check (none when the cache knows), and the exact
+billed commands."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import redis
 
 from local.stack import Gateway
 from shared import clock
-from shared.limiter import SCRIPT_FILES, check_rate_limits
-from shared.lua import load_script
-from shared.policies import Algorithm
-from shared.ratelimit import Decision, Reason, checks_for
-from shared.ratelimit_state import decode
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.ratelimit.decision import Decision, Reason, checks_for
+from shared.ratelimit.policies import Algorithm
+from shared.ratelimit.standalone import SCRIPT_FILES, check_rate_limits
+from shared.ratelimit.state import decode
+from shared.store.scripts import load_script
 from tests.shared.queue_support import FrozenClock
 from tests.shared.ratelimit_cases import START
 from tests.shared.ratelimit_support import KEYS, settings_for

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.policies import Algorithm
-from shared.ratelimit_state import PolicySpec, decode, encode, evaluate
+from shared.ratelimit.policies import Algorithm
+from shared.ratelimit.state import PolicySpec, decode, encode, evaluate
 from tests.shared.ratelimit_cases import INDEX, NOW
 
 MINUTE = PolicySpec(0, Algorithm.SLIDING, 5, 60_000)

@@ -13,23 +13,25 @@ import pytest
 import redis
 
 from local.stack import Gateway, LocalStack
-from shared import ratelimit
 from shared.errors import Conflict
-from shared.job_ids import idempotent_job_id, new_job_id
-from shared.lease_beat import BeatRequest, HeldLease, beat, settle
-from shared.lease_claim import ClaimedJob, lease_jobs, start_jobs
-from shared.leases import HandBack, complete_job, fail_job, release_jobs, report_progress
-from shared.limiter import SCRIPT_FILES as RATELIMIT_SCRIPT
-from shared.limiter import check_rate_limits
-from shared.lua import SCRIPTS_DIR, Script, load_script, run_script
-from shared.models import EnqueueRequest, JobError, Progress
-from shared.queue import ENQUEUE_SCRIPT, NewJob, cancel_job, enqueue_job, queue_stats
+from shared.queue.beat import BeatRequest, HeldLease, beat, settle
+from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
+from shared.queue.enqueue import ENQUEUE_SCRIPT, NewJob, cancel_job, enqueue_job, queue_stats
+from shared.queue.job_ids import idempotent_job_id, new_job_id
+from shared.queue.leases import HandBack, complete_job, fail_job, release_jobs, report_progress
+from shared.queue.models import EnqueueRequest, JobError, Progress
+from shared.ratelimit import decision as ratelimit
+from shared.ratelimit.standalone import SCRIPT_FILES as RATELIMIT_SCRIPT
+from shared.ratelimit.standalone import check_rate_limits
+from shared.store.scripts import SCRIPTS_DIR, Script, load_script, run_script
 from tests.shared.queue_support import preload_queue_scripts
 from tests.shared.redis_monitor import SCRIPT_COMMANDS, Command, Monitor, keys_of
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 T = TypeVar("T")
-LUA_FILES = sorted(path.name for path in SCRIPTS_DIR.glob("*.lua"))
+LUA_FILES = sorted(
+    path.relative_to(SCRIPTS_DIR).as_posix() for path in SCRIPTS_DIR.glob("*/lua/*.lua")
+)
 SCRIPTS = [(name,) for name in LUA_FILES] + [ENQUEUE_SCRIPT, RATELIMIT_SCRIPT]
 POLICIES = "user:10/1m@fixed,user:100/1d,ip:20/1h@token"
 BOOM = JobError(message="boom", kind="error")

@@ -11,9 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from shared.config.parameter_store import (
+    SecretsUnavailable,
+    fetch_parameters,
+    resolve_secret_references,
+)
+from shared.config.settings import get_settings
 from shared.errors import ServerMisconfigured
-from shared.secrets import SecretsUnavailable, fetch_parameters, resolve_secret_references
-from shared.settings import get_settings
 
 GATEWAY_URL = "https://eu1-fine-fox-12345.upstash.io"
 
@@ -172,8 +176,8 @@ def test_get_settings_reads_the_secrets_from_parameter_store(
 def test_settings_without_references_never_import_boto3() -> None:
     code = (
         "import sys\n"
-        "from shared.settings import load_settings\n"
-        "from shared.secrets import resolve_secret_references\n"
+        "from shared.config.settings import load_settings\n"
+        "from shared.config.parameter_store import resolve_secret_references\n"
         "environ = {'UPSTASH_REDIS_REST_URL': 'https://x.example',\n"
         "           'UPSTASH_REDIS_REST_TOKEN': 't'}\n"
         "load_settings(resolve_secret_references(environ))\n"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.config.settings import get_settings, load_settings
 from shared.errors import ServerMisconfigured
-from shared.policies import Algorithm
-from shared.settings import get_settings, load_settings
+from shared.ratelimit.policies import Algorithm
 
 REQUIRED = {"UPSTASH_REDIS_REST_URL": "https://eu1.upstash.io", "UPSTASH_REDIS_REST_TOKEN": "t0k"}
 

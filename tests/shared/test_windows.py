@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.windows import Ask, Outcome, State, apply
+from shared.ratelimit.algorithms import Ask, Outcome, State, apply
 from tests.shared.ratelimit_cases import ALL_CASES, Case, case_id
 
 

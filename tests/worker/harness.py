@@ -10,24 +10,24 @@ import redis
 from upstash_redis.asyncio import Redis
 
 from local.stack import Gateway
-from shared.client import get_redis
-from shared.job_ids import new_job_id
-from shared.keys import QueueKeys
-from shared.lease_claim import ClaimedJob, claim_jobs
-from shared.lua import load_script
-from shared.models import EnqueueRequest
-from shared.queue import NewJob, enqueue_job
-from shared.settings import Settings, load_settings
+from shared.config.settings import Settings, load_settings
+from shared.queue.claim import ClaimedJob, claim_jobs
+from shared.queue.enqueue import NewJob, enqueue_job
+from shared.queue.job_ids import new_job_id
+from shared.queue.models import EnqueueRequest
+from shared.store.client import get_redis
+from shared.store.keys import QueueKeys
+from shared.store.scripts import load_script
 
 LEASE_SCRIPTS = (
-    "lease_take.lua",
-    "lease_start.lua",
-    "lease_beat.lua",
-    "lease_settle.lua",
-    "lease_complete.lua",
-    "lease_fail.lua",
-    "lease_release.lua",
-    "lease_progress.lua",
+    "queue/lua/lease_jobs.lua",
+    "queue/lua/start_jobs.lua",
+    "queue/lua/beat.lua",
+    "queue/lua/settle.lua",
+    "queue/lua/complete_job.lua",
+    "queue/lua/fail_job.lua",
+    "queue/lua/release_jobs.lua",
+    "queue/lua/report_progress.lua",
 )
 T0_MS = 1_700_000_000_000
 

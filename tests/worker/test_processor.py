@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.errors import PermanentError
-from shared.models import JobError
+from shared.queue.models import JobError
 from worker.job import Job
 from worker.processor import (
     Failed,

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from shared.models import Progress
+from shared.queue.models import Progress
 from worker.progress import ProgressReporter, make_progress
 
 

@@ -1,10 +1,11 @@
 """Rate limiting: which policies apply to a request, the inputs and reply of the Lua check, the
 cache of blocked identifiers, and the response headers.
 
-The arithmetic lives in `shared/windows.py`, the stored encoding and the all-or-nothing rule in
-`shared/ratelimit_state.py`; `shared/scripts/ratelimit_lib.lua` mirrors both inside Redis, where
-`enqueue.lua` and `ratelimit.lua` call `apply_rate_limits`. `shared/limiter.py` runs the
-standalone check (ratelimit-check) with the blocked cache and the fail mode.
+The arithmetic lives in `shared/ratelimit/algorithms.py`, the stored encoding and the
+all-or-nothing rule in `shared/ratelimit/state.py`; `shared/ratelimit/lua/apply_rate_limits.lua`
+mirrors both inside Redis, where `enqueue_job.lua` and `check_rate_limits.lua` call it.
+`shared/ratelimit/standalone.py` runs the standalone check (ratelimit-check) with the blocked
+cache and the fail mode.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from enum import StrEnum
 
 from upstash_redis.typing import RESTResultT
 
-from shared.blocked_cache import Block, blocked
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.keys import QueueKeys
-from shared.lua import ScriptArg
-from shared.policies import Policy, policy_label
-from shared.ratelimit_state import algorithm_letter
-from shared.settings import Settings
+from shared.ratelimit.blocked import Block, blocked
+from shared.ratelimit.policies import Policy, policy_label
+from shared.ratelimit.state import algorithm_letter
+from shared.store.keys import QueueKeys
+from shared.store.scripts import ScriptArg
 
 REPLY_FIELDS_PER_POLICY = 4
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from local.gateway_protocol import Command, GatewayError
+from local.gateway.protocol import Command, GatewayError
 
 # Commands that never change data, by data type; anything else is a write for the read-only
 # token. Deliberately conservative: admin commands (CONFIG, SCRIPT, INFO, ...) are refused too.

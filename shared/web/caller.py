@@ -9,17 +9,17 @@ from dataclasses import dataclass
 
 from upstash_redis.asyncio import Redis
 
-from shared import ratelimit
-from shared.auth import Principal, authenticate
-from shared.client import get_redis
-from shared.client_ip import client_ip
+from shared.config.settings import Settings, get_settings
 from shared.errors import Forbidden, RateLimited
-from shared.http import Request, Response, field_error, json_response
-from shared.job_ids import idempotent_job_id, is_job_id, new_job_id
-from shared.models import EnqueueRequest, is_idempotency_key
-from shared.queue import EnqueueOutcome, NewJob, job_not_found
-from shared.ratelimit import Decision, RateLimitCheck
-from shared.settings import Settings, get_settings
+from shared.queue.enqueue import EnqueueOutcome, NewJob, job_not_found
+from shared.queue.job_ids import idempotent_job_id, is_job_id, new_job_id
+from shared.queue.models import EnqueueRequest, is_idempotency_key
+from shared.ratelimit import decision as ratelimit
+from shared.ratelimit.decision import Decision, RateLimitCheck
+from shared.store.client import get_redis
+from shared.web.auth import Principal, authenticate
+from shared.web.client_ip import client_ip
+from shared.web.endpoint import Request, Response, field_error, json_response
 
 # JSON escapes (\u00e9 is 6 bytes for 2) and indentation can make a valid body several times
 # larger than its compact `data`; the exact limit is checked on `data` itself (422).

@@ -1,9 +1,9 @@
 """Claiming jobs, in two requests, so that every key a script touches is declared in KEYS:
 
 1. `lease_jobs` pops up to N ids from `ready` and leases each one with a fresh fencing token
-   until a provisional deadline (`lease_take.lua`: KEYS ready, leases);
+   until a provisional deadline (`queue/lua/lease_jobs.lua`: KEYS ready, leases);
 2. `start_jobs` marks the leased jobs processing, counts the attempt and moves each lease
-   deadline to now + timeoutMs (`lease_start.lua`: KEYS leases + the job hash of each id).
+   deadline to now + timeoutMs (`queue/lua/start_jobs.lua`: KEYS leases + the job hash of each id).
 
 A worker that dies between the two leaves provisional leases that expire and are settled back
 to `ready` without spending an attempt (`shared.lease_beat.settle`). A job cancelled between
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 from upstash_redis.asyncio import Redis
 
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.keys import QueueKeys
-from shared.leases import Lease, new_token
-from shared.lua import ScriptArg, load_script, run_script
-from shared.replies import as_int, as_list, as_str, as_str_list
-from shared.settings import Settings
+from shared.queue.leases import Lease, new_token
+from shared.store.keys import QueueKeys
+from shared.store.replies import as_int, as_list, as_str, as_str_list
+from shared.store.scripts import ScriptArg, load_script, run_script
 
 MAX_CLAIM_BATCH = 100
 START_FIELDS = 9
@@ -74,7 +74,7 @@ async def lease_jobs(
     reply = await run_script(
         redis,
         settings,
-        load_script("lease_take.lua"),
+        load_script("queue/lua/lease_jobs.lua"),
         [keys.ready, keys.leases],
         [deadline_ms, *tokens],
     )
@@ -96,7 +96,7 @@ async def start_jobs(
         await run_script(
             redis,
             settings,
-            load_script("lease_start.lua"),
+            load_script("queue/lua/start_jobs.lua"),
             [keys.leases, *(keys.job(lease.job_id) for lease in leases)],
             args,
             safe_to_repeat=True,

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from local.gateway_protocol import GatewayError, JsonValue, dump_json
+from local.gateway.protocol import GatewayError, JsonValue, dump_json
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from hashlib import sha1
 
-from local.gateway_protocol import Command, Reply
+from local.gateway.protocol import Command, Reply
 
 SHEBANG = b"#!"
 EVAL_COMMANDS = frozenset({b"EVAL", b"EVAL_RO"})

@@ -18,6 +18,7 @@ import httpx
 from upstash_redis.asyncio import Redis
 from upstash_redis.errors import UpstashError
 
+from shared.config.settings import Settings
 from shared.errors import (
     AppError,
     BadRedisReply,
@@ -26,7 +27,6 @@ from shared.errors import (
     RedisUnavailable,
     ServerMisconfigured,
 )
-from shared.settings import Settings
 
 T = TypeVar("T")
 RETRY_PAUSE_S = 0.05

@@ -12,9 +12,9 @@ from typing import Any
 
 from redis.asyncio.connection import Connection
 
-from local.gateway_http import EVENT_STREAM_CONTENT_TYPE, Receive, Send, start_response
-from local.gateway_protocol import Command, server_sent_event
-from local.gateway_redis import RedisBackend, read_push
+from local.gateway.backend import RedisBackend, read_push
+from local.gateway.http import EVENT_STREAM_CONTENT_TYPE, Receive, Send, start_response
+from local.gateway.protocol import Command, server_sent_event
 
 STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 

@@ -2,7 +2,7 @@
 
 `shared/scripts/ratelimit_lib.lua` mirrors every function here line for line (it must run inside
 Redis to be atomic); tests run the Lua against the same tables of cases. Lua computes on doubles,
-exact below 2^53, which `shared.policies` guarantees by keeping limit x window below 2^52.
+exact below 2^53, which `shared.ratelimit.policies` guarantees by keeping limit x window below 2^52.
 
 States, as stored (`shared/ratelimit_state.py`):
 - fixed   `(window_index, count)`                 window_index = now_ms // window_ms
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.policies import Algorithm
+from shared.ratelimit.policies import Algorithm
 
 State = tuple[int, ...]
 

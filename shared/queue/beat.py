@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 from upstash_redis.asyncio import Redis
 
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.keys import LEASE_MEMBER_SEPARATOR, QueueKeys
-from shared.leases import to_json
-from shared.lua import ScriptArg, load_script, run_script
-from shared.models import JobError
-from shared.replies import as_int, as_list, as_str_list
-from shared.settings import Settings
+from shared.queue.leases import to_json
+from shared.queue.models import JobError
+from shared.store.keys import LEASE_MEMBER_SEPARATOR, QueueKeys
+from shared.store.replies import as_int, as_list, as_str_list
+from shared.store.scripts import ScriptArg, load_script, run_script
 
 BEAT_BATCH = 100
 LEASE_EXPIRED = JobError(
@@ -90,7 +90,7 @@ async def beat(
         await run_script(
             redis,
             settings,
-            load_script("lease_beat.lua"),
+            load_script("queue/lua/beat.lua"),
             [
                 keys.leases,
                 keys.delayed,
@@ -153,7 +153,7 @@ async def settle(
         await run_script(
             redis,
             settings,
-            load_script("lease_settle.lua"),
+            load_script("queue/lua/settle.lua"),
             [keys.leases, keys.delayed, keys.ready, keys.done("failed")]
             + [keys.job(job_id) for job_id in job_ids],
             args,

@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared import clock
-from shared.client import get_redis
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply, RedisUnavailable
-from shared.keys import QueueKeys
-from shared.lua import load_script, run_script
-from shared.ratelimit import (
+from shared.ratelimit.decision import (
     Decision,
     PolicyDecision,
     RateLimitCheck,
@@ -24,9 +22,11 @@ from shared.ratelimit import (
     remember,
     script_inputs,
 )
-from shared.settings import Settings
+from shared.store.client import get_redis
+from shared.store.keys import QueueKeys
+from shared.store.scripts import load_script, run_script
 
-SCRIPT_FILES = ("ratelimit_lib.lua", "ratelimit.lua")
+SCRIPT_FILES = ("ratelimit/lua/apply_rate_limits.lua", "ratelimit/lua/check_rate_limits.lua")
 FAIL_CLOSED_RETRY_MS = RedisUnavailable.retry_after_s * 1000
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError, ResponseError
 
-from local.gateway_http import Receive, Request, Scope, Send, read_body, send_json
-from local.gateway_permissions import check_allowed
-from local.gateway_protocol import (
+from local.gateway.backend import RedisBackend
+from local.gateway.http import Receive, Request, Scope, Send, read_body, send_json
+from local.gateway.permissions import check_allowed
+from local.gateway.protocol import (
     Command,
     GatewayError,
     JsonValue,
@@ -28,9 +29,8 @@ from local.gateway_protocol import (
     path_segments,
     query_pairs,
 )
-from local.gateway_redis import RedisBackend
-from local.gateway_scripts import PreparedCommand, ShebangScripts
-from local.gateway_subscribe import relay_subscription
+from local.gateway.shebangs import PreparedCommand, ShebangScripts
+from local.gateway.subscribe import relay_subscription
 
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 STATS_PATH = b"/_local/stats"

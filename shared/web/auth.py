@@ -17,10 +17,10 @@ from typing import Any
 
 import jwt
 
+from shared.config.settings import Settings
 from shared.errors import AuthProviderUnavailable, Forbidden, ServerMisconfigured, Unauthorized
-from shared.http import Request
-from shared.models import MAX_USER_ID_CHARS
-from shared.settings import Settings
+from shared.queue.models import MAX_USER_ID_CHARS
+from shared.web.endpoint import Request
 
 JWKS_TIMEOUT_S = 2
 JWKS_CACHE_S = 600

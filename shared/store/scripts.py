@@ -15,11 +15,11 @@ from pathlib import Path
 from upstash_redis.asyncio import Redis
 from upstash_redis.typing import RESTResultT
 
-from shared.client import call_redis
+from shared.config.settings import Settings
 from shared.errors import RedisCommandError
-from shared.settings import Settings
+from shared.store.client import call_redis
 
-SCRIPTS_DIR = Path(__file__).parent / "scripts"
+SCRIPTS_DIR = Path(__file__).parent.parent
 
 ScriptArg = str | int
 

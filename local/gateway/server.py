@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from local.gateway_app import DEFAULT_MAX_REQUEST_BYTES, GatewayApp, GatewayConfig
+from local.gateway.app import DEFAULT_MAX_REQUEST_BYTES, GatewayApp, GatewayConfig
 
 HOST = "127.0.0.1"
 # After SIGTERM, requests still running get this long before they are cancelled.

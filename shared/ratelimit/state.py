@@ -1,16 +1,16 @@
 """How rate-limit state is stored, and the all-or-nothing check of several policies at once.
 
 One STRING key per (policy name, identifier) holds the state of every policy of that name, so
-`user:10/1m,user:100/1d` for one user is one key: `<slot>:<n>:<n>[;<slot>:<n>:<n>...]`, where the
-slot is the algorithm's letter and the window in ms (`s60000:28333333:4:9`, see `shared.windows`
-for the fields). A slot that no policy uses any more is dropped at the next write; a policy with
-no slot yet starts empty; anything malformed reads as empty.
+`user:10/1m,user:100/1d` for one user is one key: `<slot>:<n>:<n>[;<slot>:<n>:<n>...]`, where
+the slot is the algorithm's letter and the window in ms (`s60000:28333333:4:9`, see
+`shared.ratelimit.algorithms` for the fields). A slot that no policy uses any more is dropped at
+the next write; a policy with no slot yet starts empty; anything malformed reads as empty.
 
-`evaluate` is what `shared/scripts/ratelimit_lib.lua` does inside Redis, written in Python so the
-Lua can be tested against it: read every key (one MGET), decide every policy, and only when all
-of them admit the request (and it consumes), apply the cost to all and write each key once,
-`SET key value PX ttl`, the TTL being the longest time any of its states still matters (or
-`DEL key` when none does any more, e.g. a token bucket refunded to full).
+`evaluate` is what `shared/ratelimit/lua/apply_rate_limits.lua` does inside Redis, written in
+Python so the Lua can be tested against it: read every key (one MGET), decide every policy, and
+only when all of them admit the request (and it consumes), apply the cost to all and write each
+key once, `SET key value PX ttl`, the TTL being the longest time any of its states still matters
+(or `DEL key` when none does any more, e.g. a token bucket refunded to full).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.policies import Algorithm
-from shared.windows import Ask, Outcome, State, apply
+from shared.ratelimit.algorithms import Ask, Outcome, State, apply
+from shared.ratelimit.policies import Algorithm
 
 FIELD_COUNTS = {"f": 2, "s": 3, "t": 2}
 MAX_DIGITS = 15

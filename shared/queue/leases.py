@@ -8,8 +8,8 @@ PEXPIRE, ZADD); fail 4 when retrying (ZREM, HSET, ZADD) or 5 when final (+ PEXPI
 (stale) complete or fail 3 (ZREM, HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job
 (ZREM, HSET) + 2 when any was handed back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 6 for
 one job.
-Claiming (lease, then start) is in `shared.lease_claim`; the beat (renewal, heartbeat) and
-settling what it found due (recovery, promotion) in `shared.lease_beat`.
+Claiming (lease, then start) is in `shared.queue.claim`; the beat (renewal, heartbeat) and
+settling what it found due (recovery, promotion) in `shared.queue.beat`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from enum import StrEnum
 
 from upstash_redis.asyncio import Redis
 
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.keys import QueueKeys, lease_member
-from shared.lua import load_script, run_script
-from shared.models import JobError, Progress, compact_json
-from shared.replies import as_int, as_str, as_str_list
-from shared.settings import Settings
+from shared.queue.models import JobError, Progress, compact_json
+from shared.store.keys import QueueKeys, lease_member
+from shared.store.replies import as_int, as_str, as_str_list
+from shared.store.scripts import load_script, run_script
 
 
 class LeaseOutcome(StrEnum):
@@ -72,7 +72,7 @@ async def complete_job(
     reply = await run_script(
         redis,
         settings,
-        load_script("lease_complete.lua"),
+        load_script("queue/lua/complete_job.lua"),
         [keys.leases, keys.job(lease.job_id), keys.done("completed")],
         [
             lease.member,
@@ -103,7 +103,7 @@ async def fail_job(
     reply = await run_script(
         redis,
         settings,
-        load_script("lease_fail.lua"),
+        load_script("queue/lua/fail_job.lua"),
         [keys.leases, keys.job(lease.job_id), keys.delayed, keys.done("failed")],
         [
             lease.member,
@@ -135,7 +135,7 @@ async def report_progress(
     reply = await run_script(
         redis,
         settings,
-        load_script("lease_progress.lua"),
+        load_script("queue/lua/report_progress.lua"),
         [keys.leases, keys.job(lease.job_id)],
         [lease.member, to_json(progress)],
         safe_to_repeat=True,
@@ -172,7 +172,7 @@ async def release_jobs(
     reply = await run_script(
         redis,
         settings,
-        load_script("lease_release.lua"),
+        load_script("queue/lua/release_jobs.lua"),
         [keys.leases, keys.ready, keys.workers, *(keys.job(j.lease.job_id) for j in jobs)],
         args,
         safe_to_repeat=True,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from shared.ratelimit import Decision, PolicyDecision
+from shared.ratelimit.decision import Decision, PolicyDecision
 
 MAX_COST = 1000
 MAX_IDENTIFIER_CHARS = 256

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from shared.http import Request
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.web.endpoint import Request
 
 
 def client_ip(settings: Settings, request: Request) -> str | None:

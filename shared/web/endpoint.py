@@ -30,7 +30,7 @@ from shared.errors import (
     ValidationFailed,
 )
 
-logger = logging.getLogger("shared.http")
+logger = logging.getLogger("shared.web.endpoint")
 
 MAX_BODY_BYTES = 1_048_576
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -20,9 +20,9 @@ from pydantic import (
     field_validator,
 )
 
+from shared.config.parameter_store import resolve_secret_references
 from shared.errors import ServerMisconfigured
-from shared.policies import Policy, PolicyParseError, parse_policies
-from shared.secrets import resolve_secret_references
+from shared.ratelimit.policies import Policy, PolicyParseError, parse_policies
 
 DEFAULT_POLICIES = "user:100/1d,ip:20/1h"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -15,12 +15,9 @@ from typing import Any
 from upstash_redis.asyncio import Redis
 from upstash_redis.typing import RESTResultT
 
-from shared import ratelimit
-from shared.client import call_redis
+from shared.config.settings import Settings
 from shared.errors import BadRedisReply, Conflict, NotFound
-from shared.keys import SCORE_PRIORITY_STEP, QueueKeys
-from shared.lua import ScriptArg, load_script, run_script
-from shared.models import (
+from shared.queue.models import (
     FINAL_STATUSES,
     EnqueueRequest,
     Job,
@@ -31,14 +28,17 @@ from shared.models import (
     pairs_to_dict,
     workers_from_pairs,
 )
-from shared.ratelimit import Decision, RateLimitCheck
-from shared.settings import Settings
+from shared.ratelimit import decision as ratelimit
+from shared.ratelimit.decision import Decision, RateLimitCheck
+from shared.store.client import call_redis
+from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
+from shared.store.scripts import ScriptArg, load_script, run_script
 
 WORKER_STALE_AFTER_MS = 600_000
 HOUR_MS = 3_600_000
-ENQUEUE_SCRIPT = ("ratelimit_lib.lua", "enqueue.lua")
-CANCEL_SCRIPT = ("cancel.lua",)
-STATS_SCRIPT = ("stats.lua",)
+ENQUEUE_SCRIPT = ("ratelimit/lua/apply_rate_limits.lua", "queue/lua/enqueue_job.lua")
+CANCEL_SCRIPT = ("queue/lua/cancel_job.lua",)
+STATS_SCRIPT = ("queue/lua/queue_stats.lua",)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ The data model (values kept as strings; times are epoch milliseconds):
                       older than the retention are trimmed: `done:cancelled` when a job is
                       cancelled, `done:completed` and `done:failed` by the workers' beat.
 - idempotency keys    no key of their own: a request with an idempotency key creates the job
-                      `job:<id>` with an id derived from (owner, key) (`shared.job_ids`), so a
+                      `job:<id>` with an id derived from (owner, key) (`shared.queue.job_ids`), so a
                       retry finds it in the same script, with its key declared in KEYS. The
                       window is the job's life plus `JOB_RETENTION_S`.
 - `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`; entries not

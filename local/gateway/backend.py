@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from local.gateway_protocol import Command, Reply
+from local.gateway.protocol import Command, Reply
 
 CONNECT_TIMEOUT_S = 2.0
 # Errors that mean Redis itself cannot be reached; the app answers them with 503.
