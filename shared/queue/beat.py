@@ -90,7 +90,7 @@ async def beat(
         await run_script(
             redis,
             settings,
-            load_script("queue/lua/beat.lua"),
+            load_script("queue/beat"),
             [
                 keys.leases,
                 keys.delayed,
@@ -153,7 +153,7 @@ async def settle(
         await run_script(
             redis,
             settings,
-            load_script("queue/lua/settle.lua"),
+            load_script("queue/settle"),
             [keys.leases, keys.delayed, keys.ready, keys.done("failed")]
             + [keys.job(job_id) for job_id in job_ids],
             args,

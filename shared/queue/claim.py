@@ -74,7 +74,7 @@ async def lease_jobs(
     reply = await run_script(
         redis,
         settings,
-        load_script("queue/lua/lease_jobs.lua"),
+        load_script("queue/lease_jobs"),
         [keys.ready, keys.leases],
         [deadline_ms, *tokens],
     )
@@ -96,7 +96,7 @@ async def start_jobs(
         await run_script(
             redis,
             settings,
-            load_script("queue/lua/start_jobs.lua"),
+            load_script("queue/start_jobs"),
             [keys.leases, *(keys.job(lease.job_id) for lease in leases)],
             args,
             safe_to_repeat=True,

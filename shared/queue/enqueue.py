@@ -36,9 +36,6 @@ from shared.store.scripts import ScriptArg, load_script, run_script
 
 WORKER_STALE_AFTER_MS = 600_000
 HOUR_MS = 3_600_000
-ENQUEUE_SCRIPT = ("ratelimit/lua/apply_rate_limits.lua", "queue/lua/enqueue_job.lua")
-CANCEL_SCRIPT = ("queue/lua/cancel_job.lua",)
-STATS_SCRIPT = ("queue/lua/queue_stats.lua",)
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ async def enqueue_job(
         *peek_args,
     ]
     script_keys = [keys.job(new_job.id), target, *rl_keys]
-    script = load_script(*ENQUEUE_SCRIPT)
+    script = load_script("queue/enqueue_job")
     reply = await run_script(redis, settings, script, script_keys, args)
     return _enqueue_outcome(new_job, checks, reply)
 
@@ -167,7 +164,7 @@ async def cancel_job(
     retention_ms = settings.job_retention_ms
     script_keys = [keys.job(job_id), keys.ready, keys.delayed, keys.done(JobStatus.CANCELLED)]
     args: list[ScriptArg] = [job_id, viewer_id or "", now_ms, retention_ms, now_ms - retention_ms]
-    reply = await run_script(redis, settings, load_script(*CANCEL_SCRIPT), script_keys, args)
+    reply = await run_script(redis, settings, load_script("queue/cancel_job"), script_keys, args)
     match reply:
         case ["cancelled", fields]:
             return job_from_hash(pairs_to_dict(fields))
@@ -202,7 +199,7 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
         SCORE_PRIORITY_STEP,
     ]
     reply = await run_script(
-        redis, settings, load_script(*STATS_SCRIPT), script_keys, args, safe_to_repeat=True
+        redis, settings, load_script("queue/queue_stats"), script_keys, args, safe_to_repeat=True
     )
     return _stats_from_reply(reply, now_ms)
 

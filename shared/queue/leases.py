@@ -72,7 +72,7 @@ async def complete_job(
     reply = await run_script(
         redis,
         settings,
-        load_script("queue/lua/complete_job.lua"),
+        load_script("queue/complete_job"),
         [keys.leases, keys.job(lease.job_id), keys.done("completed")],
         [
             lease.member,
@@ -103,7 +103,7 @@ async def fail_job(
     reply = await run_script(
         redis,
         settings,
-        load_script("queue/lua/fail_job.lua"),
+        load_script("queue/fail_job"),
         [keys.leases, keys.job(lease.job_id), keys.delayed, keys.done("failed")],
         [
             lease.member,
@@ -135,7 +135,7 @@ async def report_progress(
     reply = await run_script(
         redis,
         settings,
-        load_script("queue/lua/report_progress.lua"),
+        load_script("queue/report_progress"),
         [keys.leases, keys.job(lease.job_id)],
         [lease.member, to_json(progress)],
         safe_to_repeat=True,
@@ -172,7 +172,7 @@ async def release_jobs(
     reply = await run_script(
         redis,
         settings,
-        load_script("queue/lua/release_jobs.lua"),
+        load_script("queue/release_jobs"),
         [keys.leases, keys.ready, keys.workers, *(keys.job(j.lease.job_id) for j in jobs)],
         args,
         safe_to_repeat=True,

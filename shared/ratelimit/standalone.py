@@ -26,7 +26,6 @@ from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from shared.store.scripts import load_script, run_script
 
-SCRIPT_FILES = ("ratelimit/lua/apply_rate_limits.lua", "ratelimit/lua/check_rate_limits.lua")
 FAIL_CLOSED_RETRY_MS = RedisUnavailable.retry_after_s * 1000
 
 
@@ -58,7 +57,7 @@ async def _run_script(
     reply = await run_script(
         get_redis(settings),
         settings,
-        load_script(*SCRIPT_FILES),
+        load_script("ratelimit/check_rate_limits"),
         keys,
         [now_ms, *args],
         safe_to_repeat=not consume,

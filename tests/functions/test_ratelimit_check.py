@@ -15,7 +15,6 @@ from functions import ratelimit_check
 from local.stack import Gateway, LocalStack, start_gateway
 from shared import clock
 from shared.config.settings import get_settings
-from shared.ratelimit.standalone import SCRIPT_FILES
 from shared.store.keys import QueueKeys
 from shared.store.scripts import load_script
 from shared.web.endpoint import ASGIApp
@@ -57,7 +56,7 @@ def post(
     frozen: FrozenClock,
 ) -> Post:
     """`await post(headers, policy="user", ...)`: the script already cached, as when warm."""
-    redis_direct.script_load(load_script(*SCRIPT_FILES).source)
+    redis_direct.script_load(load_script("ratelimit/check_rate_limits").source)
     client = call_function(ratelimit_check.app)
 
     async def send(headers: dict[str, str], **body: Any) -> httpx.Response:

@@ -7,18 +7,17 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.queue.enqueue import CANCEL_SCRIPT, ENQUEUE_SCRIPT, STATS_SCRIPT
 from shared.store.scripts import load_script
 
-QUEUE_SCRIPTS = (ENQUEUE_SCRIPT, CANCEL_SCRIPT, STATS_SCRIPT)
+QUEUE_SCRIPTS = ("queue/enqueue_job", "queue/cancel_job", "queue/queue_stats")
 
 
 def preload_queue_scripts(client: redis.Redis) -> None:
     """Load the queue scripts into Redis, so every call is one EVALSHA: on a fresh Redis the
     first call of each script costs one extra request (NOSCRIPT, then EVAL) once. Scripts
     survive FLUSHDB."""
-    for files in QUEUE_SCRIPTS:
-        script = load_script(*files)
+    for name in QUEUE_SCRIPTS:
+        script = load_script(name)
         assert client.script_load(script.source) == script.sha1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from local.stack import Gateway
 from shared.config.settings import Settings, load_settings
-from shared.ratelimit.standalone import SCRIPT_FILES
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from shared.store.scripts import ScriptArg, load_script, run_script
@@ -28,7 +27,7 @@ async def run_ratelimit_script(
     settings: Settings, keys: list[str], args: list[ScriptArg], now_ms: int
 ) -> list[int]:
     """The standalone script: `[allowed, now_ms, per policy: allowed, remaining, reset, retry]`."""
-    script = load_script(*SCRIPT_FILES)
+    script = load_script("ratelimit/check_rate_limits")
     reply = await run_script(get_redis(settings), settings, script, keys, [now_ms, *args])
     assert isinstance(reply, list)
     return [int(item) for item in reply]  # type: ignore[arg-type]

@@ -26,11 +26,11 @@ from shared.store.scripts import load_script
 from tests.shared.queue_support import preload_queue_scripts, real_now_ms
 
 LEASE_SCRIPTS = (
-    "queue/lua/lease_jobs.lua",
-    "queue/lua/start_jobs.lua",
-    "queue/lua/complete_job.lua",
-    "queue/lua/beat.lua",
-    "queue/lua/settle.lua",
+    "queue/lease_jobs",
+    "queue/start_jobs",
+    "queue/complete_job",
+    "queue/beat",
+    "queue/settle",
 )
 
 

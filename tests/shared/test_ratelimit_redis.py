@@ -16,7 +16,7 @@ from shared import clock
 from shared.config.settings import Settings
 from shared.ratelimit.decision import Decision, Reason, checks_for
 from shared.ratelimit.policies import Algorithm
-from shared.ratelimit.standalone import SCRIPT_FILES, check_rate_limits
+from shared.ratelimit.standalone import check_rate_limits
 from shared.ratelimit.state import decode
 from shared.store.scripts import load_script
 from tests.shared.queue_support import FrozenClock
@@ -36,7 +36,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
 @pytest.fixture
 def script_loaded(redis_direct: redis.Redis) -> None:
     """On a fresh Redis the first call costs one extra request (NOSCRIPT, then EVAL), once."""
-    redis_direct.script_load(load_script(*SCRIPT_FILES).source)
+    redis_direct.script_load(load_script("ratelimit/check_rate_limits").source)
 
 
 async def check(

@@ -16,33 +16,29 @@ from local.stack import Gateway, LocalStack
 from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, HeldLease, beat, settle
 from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
-from shared.queue.enqueue import ENQUEUE_SCRIPT, NewJob, cancel_job, enqueue_job, queue_stats
+from shared.queue.enqueue import NewJob, cancel_job, enqueue_job, queue_stats
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.leases import HandBack, complete_job, fail_job, release_jobs, report_progress
 from shared.queue.models import EnqueueRequest, JobError, Progress
 from shared.ratelimit import decision as ratelimit
-from shared.ratelimit.standalone import SCRIPT_FILES as RATELIMIT_SCRIPT
 from shared.ratelimit.standalone import check_rate_limits
-from shared.store.scripts import SCRIPTS_DIR, Script, load_script, run_script
+from shared.store.scripts import Script, load_script, run_script, script_names, script_path
 from tests.shared.queue_support import preload_queue_scripts
 from tests.shared.redis_monitor import SCRIPT_COMMANDS, Command, Monitor, keys_of
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 
 T = TypeVar("T")
-LUA_FILES = sorted(
-    path.relative_to(SCRIPTS_DIR).as_posix() for path in SCRIPTS_DIR.glob("*/lua/*.lua")
-)
-SCRIPTS = [(name,) for name in LUA_FILES] + [ENQUEUE_SCRIPT, RATELIMIT_SCRIPT]
+SCRIPTS = script_names()
 POLICIES = "user:10/1m@fixed,user:100/1d,ip:20/1h@token"
 BOOM = JobError(message="boom", kind="error")
 REDIS_CALL = re.compile(r"redis\.p?call\(\s*['\"](\w+)['\"]\s*,\s*([^,)]+)")
 
 
 def script_text(name: str) -> str:
-    return (SCRIPTS_DIR / name).read_text(encoding="utf-8")
+    return script_path(name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", LUA_FILES)
+@pytest.mark.parametrize("name", SCRIPTS)
 def test_no_script_builds_a_key_name(name: str) -> None:
     code = "\n".join(line.split("--")[0] for line in script_text(name).splitlines())
     assert not re.search(r"KEYS\[[^\]]*\]\s*\.\.|\.\.\s*KEYS\[", code), "a KEYS entry extended"
@@ -65,8 +61,8 @@ class KeyAudit:
     def __init__(self, monitor: Monitor, direct: redis.Redis) -> None:
         self._monitor = monitor
         self._direct = direct
-        self._names = {load_script(*files).sha1: "+".join(files) for files in SCRIPTS}
-        self._sources = {load_script(*files).source: "+".join(files) for files in SCRIPTS}
+        self._scripts = {load_script(name).sha1: load_script(name) for name in SCRIPTS}
+        self._by_source = {script.source: script for script in self._scripts.values()}
         self.files_seen: set[str] = set()
 
     async def run(self, operation: Awaitable[T]) -> T:
@@ -77,25 +73,25 @@ class KeyAudit:
 
     def check(self, commands: list[Command]) -> None:
         (script_call,) = [c for c in commands if c.client != "lua" and c.name in SCRIPT_COMMANDS]
-        name = self._script_name(script_call)
+        script = self._script(script_call)
+        name = script.name
         declared = set(keys_of(self._direct, script_call.args))
         ran = [c for c in commands if c.client == "lua"]
         assert ran, f"{name} ran no command"
         for command in ran:
             undeclared = set(keys_of(self._direct, command.args)) - declared
             assert not undeclared, f"{name}: {command.args[:3]} touches undeclared {undeclared}"
-        self.files_seen |= set(name.split("+"))
+        self.files_seen |= set(script.parts)
 
-    def _script_name(self, call: Command) -> str:
-        if call.name == "EVAL":
-            return self._sources.get(call.args[1], "a script not in shared/scripts")
-        return self._names.get(call.args[1], call.args[1])
+    def _script(self, call: Command) -> Script:
+        found = (self._by_source if call.name == "EVAL" else self._scripts).get(call.args[1])
+        return found or Script(f"a script not in shared/*/lua ({call.args[1][:12]})", "", "")
 
 
 @pytest.fixture
 def audit(local_stack: LocalStack, redis_direct: redis.Redis) -> Iterator[KeyAudit]:
-    for files in SCRIPTS:
-        redis_direct.script_load(load_script(*files).source)
+    for name in SCRIPTS:
+        redis_direct.script_load(load_script(name).source)
     monitor = Monitor(local_stack.redis.url, redis_direct)
     yield KeyAudit(monitor, redis_direct)
     monitor.close()
@@ -143,7 +139,7 @@ async def test_every_script_touches_only_the_keys_it_declares(
     await run_the_worker_side(audit, queue)
     await run_the_beat_and_settle(audit, queue)
 
-    assert audit.files_seen == set(LUA_FILES), "every script was exercised"
+    assert audit.files_seen == set(SCRIPTS), "every script was exercised"
 
 
 async def run_the_function_side(audit: KeyAudit, queue: QueueHarness) -> None:

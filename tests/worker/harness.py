@@ -20,14 +20,14 @@ from shared.store.keys import QueueKeys
 from shared.store.scripts import load_script
 
 LEASE_SCRIPTS = (
-    "queue/lua/lease_jobs.lua",
-    "queue/lua/start_jobs.lua",
-    "queue/lua/beat.lua",
-    "queue/lua/settle.lua",
-    "queue/lua/complete_job.lua",
-    "queue/lua/fail_job.lua",
-    "queue/lua/release_jobs.lua",
-    "queue/lua/report_progress.lua",
+    "queue/lease_jobs",
+    "queue/start_jobs",
+    "queue/beat",
+    "queue/settle",
+    "queue/complete_job",
+    "queue/fail_job",
+    "queue/release_jobs",
+    "queue/report_progress",
 )
 T0_MS = 1_700_000_000_000
 

@@ -1,5 +1,4 @@
 -- enqueue.lua: create one job atomically: idempotency check, rate limits, then the job itself.
--- Built as load_script("ratelimit_lib.lua", "enqueue.lua"), so apply_rate_limits is defined.
 --
 -- KEYS[1]      job HASH of the new job (job:<id>; for an idempotent request the id is derived
 --              from the owner and the key, so a retry names the same hash)
@@ -25,6 +24,7 @@
 --                                                 nothing consumed (rl_reply from the peek)
 --   {"denied", rl_reply}                          a rate limit denies: nothing written
 --   {"created", rl_reply}                         the job exists and workers were told
+--- @include "ratelimit/apply_rate_limits"
 local n_rl_keys = tonumber(ARGV[1])
 local n_consume_args = tonumber(ARGV[2])
 local n_peek_args = tonumber(ARGV[3])
