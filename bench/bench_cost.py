@@ -29,11 +29,12 @@ from upstash_redis.asyncio import Redis
 from local.stack import Gateway, start_local_stack
 from shared.config.settings import Settings, load_settings
 from shared.queue.claim import claim_jobs
-from shared.queue.enqueue import NewJob, enqueue_job
+from shared.queue.enqueue import enqueue_job
 from shared.queue.job_ids import new_job_id
 from shared.queue.leases import complete_job
 from shared.queue.models import EnqueueRequest
-from shared.ratelimit.decision import checks_for_enqueue
+from shared.queue.new_job import NewJob
+from shared.ratelimit.checks import checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 

@@ -101,9 +101,10 @@ def measure_beat_cost(env: dict[str, str], direct: Any, keys: Any) -> float:
 
 async def enqueue_one(queue: Any) -> tuple[str, int]:
     from shared import clock
-    from shared.queue.enqueue import NewJob, enqueue_job
+    from shared.queue.enqueue import enqueue_job
     from shared.queue.job_ids import new_job_id
     from shared.queue.models import EnqueueRequest
+    from shared.queue.new_job import NewJob
 
     now_ms = clock.now_ms()
     request = EnqueueRequest.model_validate({"type": "bench", "data": {"steps": 1, "stepMs": 0}})

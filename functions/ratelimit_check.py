@@ -8,43 +8,37 @@ name an `identifier` (403 otherwise) or refund (negative `cost`).
 from __future__ import annotations
 
 from shared.errors import Forbidden, ValidationFailed
-from shared.ratelimit.decision import RateLimitCheck, checks_for, decision_headers
+from shared.ratelimit.checks import RateLimitCheck, checks_for
 from shared.ratelimit.models import RateLimitCheckRequest, decision_body
 from shared.ratelimit.standalone import check_rate_limits
 from shared.web.caller import Caller, identify
-from shared.web.client_ip import client_ip
-from shared.web.endpoint import (
-    Request,
-    Response,
-    endpoint,
-    field_error,
-    json_response,
-    lambda_handler,
-    parse_json,
-)
+from shared.web.endpoint import endpoint
+from shared.web.lambda_adapter import lambda_handler
+from shared.web.messages import Request, Response, json_response
+from shared.web.validation import field_error, parse_json
 
 
 async def check(request: Request) -> Response:
     caller = await identify(request)
-    body = parse_json(request, RateLimitCheckRequest)
-    checks = requested_checks(caller, request, body)
+    body, checks = parse_checks(caller, request)
     decision = await check_rate_limits(
         caller.settings, checks, cost=body.cost, consume=body.consume
     )
-    return json_response(200, decision_body(decision), decision_headers(decision))
+    return json_response(200, decision_body(decision), decision.headers())
 
 
-def requested_checks(
-    caller: Caller, request: Request, body: RateLimitCheckRequest
-) -> list[RateLimitCheck]:
+def parse_checks(
+    caller: Caller, request: Request
+) -> tuple[RateLimitCheckRequest, list[RateLimitCheck]]:
+    body = parse_json(request, RateLimitCheckRequest)
     configured = {policy.name for policy in caller.settings.ratelimit_policies}
     if body.policy not in configured:
         names = ", ".join(sorted(configured))
         raise invalid("policy", f"no policy is called {body.policy!r} (configured: {names})")
-    return checks_for(caller.settings, body.policy, identifier(caller, request, body))
+    return body, checks_for(caller.settings, body.policy, identifier(caller, body))
 
 
-def identifier(caller: Caller, request: Request, body: RateLimitCheckRequest) -> str:
+def identifier(caller: Caller, body: RateLimitCheckRequest) -> str:
     if caller.principal.is_service:
         if body.identifier is None:
             raise invalid("identifier", "a service key must name the identifier to check")
@@ -55,10 +49,9 @@ def identifier(caller: Caller, request: Request, body: RateLimitCheckRequest) ->
         raise Forbidden("only a service key may refund (negative cost)")
     if body.policy != "ip":
         return caller.principal.user_id or ""
-    address = client_ip(caller.settings, request)
-    if address is None:
+    if caller.ip is None:
         raise invalid("policy", "the caller's IP address is not known to this deployment")
-    return address
+    return caller.ip
 
 
 def invalid(field: str, message: str) -> ValidationFailed:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from shared import clock
-from shared.queue.enqueue import queue_stats
+from shared.queue.stats import queue_stats
 from shared.web.caller import identify
-from shared.web.endpoint import Request, Response, endpoint, json_response, lambda_handler
+from shared.web.endpoint import endpoint
+from shared.web.lambda_adapter import lambda_handler
+from shared.web.messages import Request, Response, json_response
 
 
 async def show(request: Request) -> Response:

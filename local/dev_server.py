@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 
-from shared.web.endpoint import ASGIApp, Receive, Scope, Send
+from shared.web.types import ASGIApp, Receive, Scope, Send
 
 ROUTES = {
     "/api/enqueue": "functions.enqueue",

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.errors import PermanentError
-from shared.queue.models import JobError, compact_json
+from shared.queue.models import JobError
+from shared.store.json_text import compact_json
 from worker.job import Job
 
 Processor = Callable[[Job], Any]

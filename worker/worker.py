@@ -28,8 +28,8 @@ from shared.errors import BadRedisReply, RedisUnavailable
 from shared.queue.backoff import Backoff
 from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, settle
 from shared.queue.claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
-from shared.queue.enqueue import WORKER_STALE_AFTER_MS
 from shared.queue.leases import LeaseOutcome
+from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from worker.events import EventStream, JobEvent, Subscribed

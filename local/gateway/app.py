@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError, ResponseError
 
 from local.gateway.backend import RedisBackend
-from local.gateway.http import Receive, Request, Scope, Send, read_body, send_json
+from local.gateway.http import GatewayRequest, read_body, send_json
 from local.gateway.permissions import check_allowed
 from local.gateway.protocol import (
     Command,
@@ -31,6 +31,7 @@ from local.gateway.protocol import (
 )
 from local.gateway.shebangs import PreparedCommand, ShebangScripts
 from local.gateway.subscribe import relay_subscription
+from shared.web.types import Receive, Scope, Send
 
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 STATS_PATH = b"/_local/stats"
@@ -51,7 +52,7 @@ class GatewayConfig:
 class Call:
     """One authenticated request, ready to become Redis commands."""
 
-    request: Request
+    request: GatewayRequest
     segments: list[bytes]
     query: list[tuple[bytes, bytes | None]]
     read_only: bool
@@ -78,7 +79,7 @@ class GatewayApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._serve(Request.from_scope(scope), receive, send)
+            await self._serve(GatewayRequest.from_scope(scope), receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -101,7 +102,7 @@ class GatewayApp:
     def _next_sync_token(self) -> str:
         return str(next(self._sync_tokens))
 
-    async def _serve(self, request: Request, receive: Receive, send: Send) -> None:
+    async def _serve(self, request: GatewayRequest, receive: Receive, send: Send) -> None:
         if request.raw_path != STATS_PATH:
             self.requests_served += 1
         status = 200
@@ -114,7 +115,7 @@ class GatewayApp:
         if answer is not None:
             await send_json(send, status, answer, self._next_sync_token())
 
-    async def _answer(self, request: Request, receive: Receive, send: Send) -> JsonValue:
+    async def _answer(self, request: GatewayRequest, receive: Receive, send: Send) -> JsonValue:
         """The JSON answer, or None when the response was streamed already."""
         if request.method not in ALLOWED_METHODS:
             raise GatewayError(405, "Method Not Allowed")
@@ -128,7 +129,7 @@ class GatewayApp:
         body = await read_body(request, receive, self._config.max_request_bytes)
         return await self._run(call, route, body)
 
-    def _authenticate(self, request: Request) -> Call:
+    def _authenticate(self, request: GatewayRequest) -> Call:
         query = list(query_pairs(request.query_string))
         presented = _presented_token(request, query)
         call = Call(
@@ -197,7 +198,7 @@ class GatewayApp:
         )
 
 
-def _presented_token(request: Request, query: list[tuple[bytes, bytes | None]]) -> str:
+def _presented_token(request: GatewayRequest, query: list[tuple[bytes, bytes | None]]) -> str:
     scheme, _, credentials = request.header(b"authorization").partition(" ")
     if scheme.lower() == "bearer" and credentials:
         return credentials.strip()

@@ -1,31 +1,26 @@
-"""Hand-written ASGI plumbing for the gateway: the request it reads, the responses it sends."""
+"""The gateway's side of ASGI: the REST request it reads (raw bytes, unlike a function's
+`shared.web.messages.GatewayRequest`), the JSON and event-stream responses it sends."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
 
 from local.gateway.protocol import GatewayError, JsonValue, dump_json
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from shared.web.types import Receive, Scope, Send
 
 JSON_CONTENT_TYPE = b"application/json"
 EVENT_STREAM_CONTENT_TYPE = b"text/event-stream"
 
 
 @dataclass(frozen=True)
-class Request:
+class GatewayRequest:
     method: str
     raw_path: bytes
     query_string: bytes
     headers: dict[bytes, bytes]
 
     @classmethod
-    def from_scope(cls, scope: Scope) -> Request:
+    def from_scope(cls, scope: Scope) -> GatewayRequest:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         return cls(
             method=scope["method"],
@@ -39,7 +34,7 @@ class Request:
         return self.headers.get(name, b"").decode("latin-1")
 
 
-async def read_body(request: Request, receive: Receive, limit_bytes: int) -> bytes:
+async def read_body(request: GatewayRequest, receive: Receive, limit_bytes: int) -> bytes:
     """The whole request body, or a 413 as soon as it is known to exceed the limit."""
     declared = request.header(b"content-length")
     if declared.isdigit() and int(declared) > limit_bytes:

@@ -13,8 +13,9 @@ from typing import Any
 from redis.asyncio.connection import Connection
 
 from local.gateway.backend import RedisBackend, read_push
-from local.gateway.http import EVENT_STREAM_CONTENT_TYPE, Receive, Send, start_response
+from local.gateway.http import EVENT_STREAM_CONTENT_TYPE, start_response
 from local.gateway.protocol import Command, server_sent_event
+from shared.web.types import Receive, Send
 
 STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 

@@ -19,7 +19,6 @@ job: 6; one expired lease: 7.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,8 +26,8 @@ from upstash_redis.asyncio import Redis
 
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.queue.leases import to_json
 from shared.queue.models import JobError
+from shared.queue.record import heartbeat_json, model_json
 from shared.store.keys import LEASE_MEMBER_SEPARATOR, QueueKeys
 from shared.store.replies import as_int, as_list, as_str_list
 from shared.store.scripts import ScriptArg, load_script, run_script
@@ -56,12 +55,7 @@ class BeatRequest:
     prune_workers_before_ms: int = 0
 
     def heartbeat_json(self) -> str:
-        beat = {
-            "lastSeenMs": self.now_ms,
-            "active": len(self.held),
-            "concurrency": self.concurrency,
-        }
-        return json.dumps(beat, separators=(",", ":"))
+        return heartbeat_json(self.now_ms, len(self.held), self.concurrency)
 
 
 @dataclass(frozen=True)
@@ -143,7 +137,7 @@ async def settle(
     args: list[ScriptArg] = [
         now_ms,
         settings.job_retention_ms,
-        to_json(LEASE_EXPIRED),
+        model_json(LEASE_EXPIRED),
         keys.events_channel,
         len(expired),
         *expired,

@@ -23,7 +23,8 @@ from upstash_redis.asyncio import Redis
 
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.queue.models import JobError, Progress, compact_json
+from shared.queue.models import JobError, Progress
+from shared.queue.record import model_json
 from shared.store.keys import QueueKeys, lease_member
 from shared.store.replies import as_int, as_str, as_str_list
 from shared.store.scripts import load_script, run_script
@@ -46,12 +47,8 @@ class Lease:
         return lease_member(self.job_id, self.token)
 
 
-def to_json(value: JobError | Progress) -> str:
-    return compact_json(value.model_dump(mode="json"))
-
-
 def _json_or_empty(value: Progress | None) -> str:
-    return "" if value is None else to_json(value)
+    return "" if value is None else model_json(value)
 
 
 def new_token() -> str:
@@ -108,7 +105,7 @@ async def fail_job(
         [
             lease.member,
             now_ms,
-            to_json(error),
+            model_json(error),
             retry_at_ms or 0,
             settings.job_retention_ms,
             lease.job_id,
@@ -137,7 +134,7 @@ async def report_progress(
         settings,
         load_script("queue/report_progress"),
         [keys.leases, keys.job(lease.job_id)],
-        [lease.member, to_json(progress)],
+        [lease.member, model_json(progress)],
         safe_to_repeat=True,
     )
     written = as_int(reply, "progress")

@@ -1,4 +1,4 @@
-"""The API's JSON shapes (camelCase, SPEC section 5) and the parsing of job hashes read from Redis.
+"""The API's JSON shapes of the queue (camelCase, SPEC section 5).
 
 `EnqueueRequest` enforces every rule of the enqueue body. Two rules depend on the request's
 moment and the deployment, so they come in the validation context (`enqueue_context`): the
@@ -7,18 +7,16 @@ serialized size of `data` (`MAX_JOB_DATA_BYTES`) and how far ahead `runAt` may b
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from shared import clock
-from shared.errors import BadRedisReply
+from shared.store.json_text import compact_json
 
 JOB_TYPE_PATTERN = r"^[a-z0-9_.:-]{1,64}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,128}$"  # printable ASCII: the same in a header
@@ -31,6 +29,8 @@ MAX_ATTEMPTS = 20
 DEFAULT_TIMEOUT_MS = 300_000
 MIN_TIMEOUT_MS = 1_000
 MAX_TIMEOUT_MS = 900_000
+ENQUEUE_BODY_FACTOR = 4
+ENQUEUE_ENVELOPE_BYTES = 16_384
 
 
 class JobStatus(StrEnum):
@@ -58,17 +58,18 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json")
 
 
-def compact_json(value: object) -> str:
-    """The stored form of a JSON value; ValueError for NaN or Infinity, which JSON lacks."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def is_idempotency_key(text: str) -> bool:
     return re.fullmatch(IDEMPOTENCY_KEY_PATTERN, text) is not None
 
 
 def enqueue_context(max_data_bytes: int, now_ms: int) -> dict[str, int]:
     return {"max_data_bytes": max_data_bytes, "now_ms": now_ms}
+
+
+def max_enqueue_body_bytes(max_data_bytes: int) -> int:
+    """JSON escapes (\u00e9 is 6 bytes for 2) and indentation can make a valid body several
+    times larger than its compact `data`; the exact limit is checked on `data` itself (422)."""
+    return ENQUEUE_BODY_FACTOR * max_data_bytes + ENQUEUE_ENVELOPE_BYTES
 
 
 class EnqueueRequest(ApiModel):
@@ -131,7 +132,7 @@ class JobError(ApiModel):
     kind: str
 
 
-class Job(ApiModel):
+class JobView(ApiModel):
     """A job as the status endpoint shows it (its `data` stays private to the worker)."""
 
     id: str
@@ -168,65 +169,3 @@ class QueueStats(ApiModel):
     failed_last_hour: int
     oldest_pending_age_ms: int | None
     workers: list[WorkerInfo]
-
-
-def workers_from_pairs(workers: Mapping[str, str]) -> list[WorkerInfo]:
-    """The `workers` HASH (id -> JSON {lastSeenMs, active, concurrency}), validated."""
-    try:
-        return [
-            WorkerInfo.model_validate({**json.loads(info), "id": worker_id})
-            for worker_id, info in sorted(workers.items())
-        ]
-    except (ValueError, TypeError, ValidationError) as error:
-        raise BadRedisReply(f"a worker entry is not valid: {error}") from None
-
-
-_INT_FIELDS = (
-    "priority",
-    "attempts",
-    "maxAttempts",
-    "createdAt",
-    "runAt",
-    "startedAt",
-    "finishedAt",
-)
-_JSON_FIELDS = ("progress", "result", "error")
-_TEXT_FIELDS = ("id", "type", "userId", "status")
-_INTEGER_TEXT = re.compile(r"^-?[0-9]{1,17}$")
-
-
-def job_from_hash(fields: Mapping[str, str]) -> Job:
-    """Validate a job HASH as read from Redis ("" or absent means null); BadRedisReply if not."""
-    try:
-        values: dict[str, Any] = {name: _text(fields, name) for name in _TEXT_FIELDS}
-        values |= {name: _integer(fields, name) for name in _INT_FIELDS}
-        values |= {name: _json(fields, name) for name in _JSON_FIELDS}
-        return Job.model_validate(values)
-    except (ValueError, ValidationError) as error:
-        job_id = fields.get("id", "?")
-        raise BadRedisReply(f"job {job_id} is stored in an unexpected shape: {error}") from None
-
-
-def pairs_to_dict(flat: object) -> dict[str, str]:
-    """A RESP2 field/value array (HGETALL inside a script) as a dict, checking its shape."""
-    if not isinstance(flat, list) or len(flat) % 2 or not all(isinstance(v, str) for v in flat):
-        raise BadRedisReply(f"expected a flat list of field/value strings, got {flat!r:.200}")
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _text(fields: Mapping[str, str], name: str) -> str | None:
-    return fields.get(name) or None
-
-
-def _integer(fields: Mapping[str, str], name: str) -> int | None:
-    raw = fields.get(name) or None
-    if raw is None:
-        return None
-    if not _INTEGER_TEXT.fullmatch(raw):
-        raise ValueError(f"{name}={raw!r} is not an integer")
-    return int(raw)
-
-
-def _json(fields: Mapping[str, str], name: str) -> Any:
-    raw = fields.get(name) or None
-    return None if raw is None else json.loads(raw)

@@ -10,8 +10,11 @@ not seen here; they expire at `until_ms` at the latest. Bounded: least recently 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+
+from shared.ratelimit.checks import RateLimitCheck
+from shared.ratelimit.decision import Decision, PolicyDecision, Reason
 
 MAX_ENTRIES = 10_000
 
@@ -55,3 +58,43 @@ class BlockedCache:
 
 
 blocked = BlockedCache()
+
+
+def blocked_decision(
+    checks: Sequence[RateLimitCheck], now_ms: int, *, cost: int = 1
+) -> Decision | None:
+    """A denial from this instance's cache of blocked identifiers (no Redis call), or None."""
+    if cost <= 0:
+        return None
+    found = [
+        (check, block)
+        for check in checks
+        if (block := blocked.get(_cache_key(check), now_ms, cost)) is not None
+    ]
+    if not found:
+        return None
+    policies = [
+        PolicyDecision(check, False, block.remaining, block.until_ms, block.until_ms - now_ms)
+        for check, block in found
+    ]
+    return Decision(False, policies, Reason.BLOCKED, now_ms)
+
+
+def remember(decision: Decision, *, cost: int = 1) -> None:
+    """Cache the blocked identifiers of a denial, so that repeats are denied without Redis."""
+    if decision.reason != Reason.LIMIT_EXCEEDED or cost <= 0:
+        return
+    for item in decision.policies:
+        if not item.allowed:
+            block = Block(until_ms=item.reset_at_ms, min_cost=cost, remaining=item.remaining)
+            blocked.put(_cache_key(item.check), block)
+
+
+def forget(checks: Sequence[RateLimitCheck]) -> None:
+    """A refund gives capacity back: stop denying these identifiers from the cache."""
+    for check in checks:
+        blocked.forget(_cache_key(check))
+
+
+def _cache_key(check: RateLimitCheck) -> Hashable:
+    return (check.policy, check.identifier)

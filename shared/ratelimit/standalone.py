@@ -1,7 +1,7 @@
-"""The standalone rate-limit check behind `ratelimit-check`: the blocked cache first (no Redis
-call), else one script call, and `RATELIMIT_FAIL_MODE` when Redis cannot answer in time.
+"""The standalone rate-limit check behind `ratelimit-check`: one `check_rate_limits.lua` call
+within the guard, and `RATELIMIT_FAIL_MODE` when Redis cannot answer in time.
 
-Enqueue applies the same policies inside its own script (`shared/scripts/enqueue.lua`).
+Enqueue applies the same policies inside its own script (`shared/queue/lua/enqueue_job.lua`).
 """
 
 from __future__ import annotations
@@ -11,19 +11,12 @@ from collections.abc import Sequence
 from shared import clock
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply, RedisUnavailable
-from shared.ratelimit.decision import (
-    Decision,
-    PolicyDecision,
-    RateLimitCheck,
-    Reason,
-    blocked_decision,
-    forget,
-    parse_reply,
-    remember,
-    script_inputs,
-)
+from shared.ratelimit.checks import RateLimitCheck
+from shared.ratelimit.decision import Decision, PolicyDecision, Reason
+from shared.ratelimit.guard import LimitedReply, LimitInputs, within_limits
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
+from shared.store.replies import as_list
 from shared.store.scripts import load_script, run_script
 
 FAIL_CLOSED_RETRY_MS = RedisUnavailable.retry_after_s * 1000
@@ -33,38 +26,27 @@ async def check_rate_limits(
     settings: Settings, checks: Sequence[RateLimitCheck], *, cost: int = 1, consume: bool = True
 ) -> Decision:
     now_ms = clock.now_ms()
-    if cost < 0:
-        forget(checks)
-    elif (cached := blocked_decision(checks, now_ms, cost=cost)) is not None:
-        return cached
+
+    async def run(inputs: LimitInputs) -> LimitedReply[None]:
+        reply = await run_script(
+            get_redis(settings),
+            settings,
+            load_script("ratelimit/check_rate_limits"),
+            inputs.keys,
+            [now_ms, *inputs.args],
+            safe_to_repeat=not consume,
+        )
+        match as_list(reply, "the rate-limit script"):
+            case [allowed, *rate_limits]:
+                return LimitedReply(allowed == 1, rate_limits)
+        raise BadRedisReply("the rate-limit script answered an empty array")
+
+    keys = QueueKeys(settings.queue_name)
     try:
-        decision = await _run_script(settings, checks, now_ms, cost=cost, consume=consume)
+        limited = await within_limits(keys, checks, run, now_ms=now_ms, cost=cost, consume=consume)
     except RedisUnavailable:
         return unavailable_decision(settings, checks, now_ms, cost=cost)
-    remember(decision, cost=cost)
-    return decision
-
-
-async def _run_script(
-    settings: Settings,
-    checks: Sequence[RateLimitCheck],
-    now_ms: int,
-    *,
-    cost: int,
-    consume: bool,
-) -> Decision:
-    keys, args = script_inputs(QueueKeys(settings.queue_name), checks, cost=cost, consume=consume)
-    reply = await run_script(
-        get_redis(settings),
-        settings,
-        load_script("ratelimit/check_rate_limits"),
-        keys,
-        [now_ms, *args],
-        safe_to_repeat=not consume,
-    )
-    if not isinstance(reply, list) or not reply:
-        raise BadRedisReply(f"the rate-limit script answered {reply!r:.200}")
-    return parse_reply(checks, reply[0] == 1, reply[1:])
+    return limited.decision
 
 
 def unavailable_decision(

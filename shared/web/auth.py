@@ -20,7 +20,7 @@ import jwt
 from shared.config.settings import Settings
 from shared.errors import AuthProviderUnavailable, Forbidden, ServerMisconfigured, Unauthorized
 from shared.queue.models import MAX_USER_ID_CHARS
-from shared.web.endpoint import Request
+from shared.web.messages import Request
 
 JWKS_TIMEOUT_S = 2
 JWKS_CACHE_S = 600
@@ -38,6 +38,14 @@ class Principal:
     def require_service(self) -> None:
         if not self.is_service:
             raise Forbidden("this endpoint needs a service key")
+
+    def acting_user(self, requested: str | None) -> str | None:
+        """Users act as their token's `sub`; only a service key may name another user."""
+        if self.is_service:
+            return requested
+        if requested is not None and requested != self.user_id:
+            raise Forbidden("userId may only be set with a service key; users act as themselves")
+        return self.user_id
 
 
 async def authenticate(settings: Settings, request: Request) -> Principal:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from shared.config.settings import Settings
-from shared.web.endpoint import Request
+from shared.web.messages import Request
 
 
 def client_ip(settings: Settings, request: Request) -> str | None:

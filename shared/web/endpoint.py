@@ -1,7 +1,5 @@
-"""The thin ASGI layer every function shares: method check, body limit, JSON parsing, request
-id, and the one place where errors become `application/problem+json` responses.
-
-A function module looks like:
+"""The ASGI app of one function: method check, body limit, request id, and errors rendered as
+problem+json. A function module reads:
 
     async def show(request: Request) -> Response: ...
     app = endpoint({"GET": show})
@@ -14,129 +12,18 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ValidationError
+from shared.errors import AppError, MethodNotAllowed, PayloadTooLarge
+from shared.web.messages import Handler, Request, Response
+from shared.web.problems import problem_response
+from shared.web.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import (
-    AppError,
-    MalformedRequest,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    ValidationFailed,
-)
-
-logger = logging.getLogger("shared.web.endpoint")
+logger = logging.getLogger("shared.web")
 
 MAX_BODY_BYTES = 1_048_576
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-Model = TypeVar("Model", bound=BaseModel)
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    source_ip: str | None
-    request_id: str
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-
-@dataclass
-class Response:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    media_type: str = "application/json"
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def parse_json(
-    request: Request, model: type[Model], *, context: Mapping[str, Any] | None = None
-) -> Model:
-    """Body -> model: 415 unless JSON, 400 when malformed, 422 with every failing field path.
-    `context` reaches the model's validators (limits that depend on settings or the time)."""
-    content_type = (request.header("content-type") or "application/json").split(";")[0].strip()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"send JSON with Content-Type: application/json, not {content_type}"
-        )
-    try:
-        payload = json.loads(request.body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MalformedRequest(f"the body is not valid JSON: {error}") from None
-    return validate(model, payload, context=context)
-
-
-def validate(
-    model: type[Model], payload: object, *, context: Mapping[str, Any] | None = None
-) -> Model:
-    try:
-        return model.model_validate(payload, context=context)
-    except ValidationError as error:
-        raise ValidationFailed(
-            "the request does not match the schema", errors=_field_errors(error)
-        ) from None
-
-
-def field_error(
-    detail: str, field: str, message: str, error_type: str = "value_error"
-) -> ValidationFailed:
-    """A 422 for one field that a rule outside the schema refused, shaped like schema errors."""
-    return ValidationFailed(
-        detail, errors=[{"field": field, "message": message, "type": error_type}]
-    )
-
-
-def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": "/".join(str(part) for part in item["loc"]) or "body",
-            "message": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-
-
-def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(status=status, body=body, headers=dict(headers or {}))
-
-
-def problem_response(error: AppError, request_id: str) -> Response:
-    body: dict[str, Any] = {
-        "type": f"/docs/errors#{error.code}",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        "code": error.code,
-        "requestId": request_id,
-    }
-    if error.errors:
-        body["errors"] = error.errors
-    return Response(
-        status=error.status,
-        body=body,
-        headers=dict(error.headers),
-        media_type="application/problem+json",
-    )
-
 
 BodyLimit = int | Callable[[], int]
 
@@ -259,26 +146,3 @@ async def _refuse_lifespan(receive: Receive, send: Send) -> None:
     message = await receive()
     if message["type"] == "lifespan.shutdown":
         await send({"type": "lifespan.shutdown.complete"})
-
-
-LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-def lambda_handler(app: ASGIApp) -> LambdaHandler:
-    """AWS Lambda entry point for `app`; Mangum is imported and built on the first event."""
-    adapter: LambdaHandler | None = None
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        nonlocal adapter
-        if adapter is None:
-            from mangum import Mangum  # noqa: PLC0415 - keep cold-start imports lazy
-            from mangum.adapter import DEFAULT_TEXT_MIME_TYPES  # noqa: PLC0415
-
-            adapter = Mangum(
-                app,  # type: ignore[arg-type]
-                lifespan="off",
-                text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"],
-            )
-        return adapter(event, context)
-
-    return handler

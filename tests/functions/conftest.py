@@ -17,7 +17,7 @@ from functions import enqueue, stats, status
 from local.stack import Gateway
 from shared import clock
 from shared.config.settings import get_settings
-from shared.web.endpoint import ASGIApp
+from shared.web.types import ASGIApp
 from tests.shared.queue_support import FrozenClock, preload_queue_scripts, real_now_ms
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"

@@ -17,7 +17,7 @@ from shared import clock
 from shared.config.settings import get_settings
 from shared.store.keys import QueueKeys
 from shared.store.scripts import load_script
-from shared.web.endpoint import ASGIApp
+from shared.web.types import ASGIApp
 from tests.shared.queue_support import FrozenClock
 from tests.shared.ratelimit_cases import START
 

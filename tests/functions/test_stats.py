@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import redis
 
-from shared.queue.enqueue import WORKER_STALE_AFTER_MS
+from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.keys import QueueKeys
 from tests.functions.conftest import QueueApi
 from tests.shared.queue_support import FrozenClock

@@ -14,8 +14,7 @@ import pytest
 import redis
 
 from shared.config.settings import get_settings
-from shared.queue.models import MAX_DELAY_MS
-from shared.web.caller import ENQUEUE_BODY_FACTOR, ENQUEUE_ENVELOPE_BYTES
+from shared.queue.models import ENQUEUE_BODY_FACTOR, ENQUEUE_ENVELOPE_BYTES, MAX_DELAY_MS
 from tests.functions.conftest import SERVICE_KEY, QueueApi, make_user_token
 from tests.shared.queue_support import FrozenClock
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from shared.config.settings import Settings, load_settings
 from shared.errors import Forbidden, ServerMisconfigured, Unauthorized
 from shared.web.auth import Principal, authenticate
-from shared.web.endpoint import Request
+from shared.web.messages import Request
 
 SECRET = "unit-test-secret-0123456789-abcdefghij"
 SERVICE_KEY = "svc-key-1"

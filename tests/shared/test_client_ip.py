@@ -7,7 +7,7 @@ import pytest
 
 from shared.config.settings import Settings, load_settings
 from shared.web.client_ip import client_ip
-from shared.web.endpoint import Request
+from shared.web.messages import Request
 
 REQUIRED = {"UPSTASH_REDIS_REST_URL": "http://127.0.0.1:1", "UPSTASH_REDIS_REST_TOKEN": "t"}
 

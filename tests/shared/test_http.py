@@ -7,7 +7,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Conflict
-from shared.web.endpoint import Request, Response, endpoint, json_response, parse_json
+from shared.web.endpoint import endpoint
+from shared.web.messages import Request, Response, json_response
+from shared.web.validation import parse_json
 
 
 class Greeting(BaseModel):

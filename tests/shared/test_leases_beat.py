@@ -17,9 +17,10 @@ from local.stack import Gateway
 from shared.queue import beat as lease_beat
 from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, beat_and_settle, settle
 from shared.queue.claim import ClaimedJob, lease_jobs
-from shared.queue.enqueue import cancel_job, queue_stats
 from shared.queue.leases import fail_job
 from shared.queue.models import JobError
+from shared.queue.stats import queue_stats
+from shared.queue.status import cancel_job
 from shared.store.keys import lease_member
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 

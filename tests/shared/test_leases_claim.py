@@ -16,9 +16,9 @@ from shared.queue.claim import (
     lease_jobs,
     start_jobs,
 )
-from shared.queue.enqueue import cancel_job
 from shared.queue.leases import Lease
 from shared.queue.models import JobStatus
+from shared.queue.status import cancel_job
 from shared.store.keys import lease_member
 from tests.worker.harness import T0_MS, QueueHarness, make_harness
 

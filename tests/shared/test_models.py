@@ -10,15 +10,14 @@ from shared.errors import BadRedisReply
 from shared.queue.models import (
     MAX_DELAY_MS,
     EnqueueRequest,
-    Job,
     JobStatus,
-    compact_json,
+    JobView,
     enqueue_context,
     is_idempotency_key,
-    job_from_hash,
-    pairs_to_dict,
-    workers_from_pairs,
 )
+from shared.queue.record import job_from_hash, workers_from_hash
+from shared.store.json_text import compact_json
+from shared.store.replies import as_pairs
 
 NOW_MS = 1_780_000_000_000
 MAX_DATA_BYTES = 100
@@ -247,17 +246,17 @@ def test_job_body_never_includes_data_or_the_fencing_token() -> None:
 
 def test_job_round_trips_through_its_body() -> None:
     job = job_from_hash(stored_job())
-    assert Job.model_validate(job.body()) == job
+    assert JobView.model_validate(job.body()) == job
 
 
 @pytest.mark.parametrize("flat", [["a"], ["a", 1], "ab", None, [["a", "b"]]])
 def test_a_field_list_in_the_wrong_shape_is_a_bad_redis_reply(flat: object) -> None:
     with pytest.raises(BadRedisReply):
-        pairs_to_dict(flat)
+        as_pairs(flat, "a reply")
 
 
 def test_workers_are_parsed_and_checked() -> None:
-    workers = workers_from_pairs(
+    workers = workers_from_hash(
         {"w2": '{"lastSeenMs":5,"active":1,"concurrency":4}', "w1": '{"lastSeenMs":6,"active":0}'}
     )
     assert [worker.model_dump() for worker in workers] == [
@@ -265,6 +264,6 @@ def test_workers_are_parsed_and_checked() -> None:
         {"id": "w2", "lastSeenMs": 5, "active": 1, "concurrency": 4},
     ]
     with pytest.raises(BadRedisReply):
-        workers_from_pairs({"w": '{"active":1}'})
+        workers_from_hash({"w": '{"active":1}'})
     with pytest.raises(BadRedisReply):
-        workers_from_pairs({"w": "[1]"})
+        workers_from_hash({"w": "[1]"})

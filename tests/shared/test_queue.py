@@ -12,20 +12,13 @@ import redis
 from local.stack import Gateway
 from shared.config.settings import Settings, load_settings
 from shared.errors import Conflict, NotFound
-from shared.queue.enqueue import (
-    HOUR_MS,
-    WORKER_STALE_AFTER_MS,
-    EnqueueOutcome,
-    NewJob,
-    cancel_job,
-    enqueue_job,
-    get_job,
-    queue_stats,
-)
+from shared.queue.enqueue import Enqueued, enqueue_job
 from shared.queue.job_ids import idempotent_job_id, new_job_id
-from shared.queue.models import EnqueueRequest, Job, JobStatus, enqueue_context
-from shared.ratelimit import decision as ratelimit
-from shared.ratelimit.decision import RateLimitCheck
+from shared.queue.models import EnqueueRequest, JobStatus, JobView, enqueue_context
+from shared.queue.new_job import NewJob
+from shared.queue.stats import HOUR_MS, WORKER_STALE_AFTER_MS, queue_stats
+from shared.queue.status import cancel_job, get_job
+from shared.ratelimit.checks import RateLimitCheck, checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
 from tests.shared.queue_support import preload_queue_scripts, real_now_ms
@@ -64,7 +57,7 @@ async def enqueue(
     idempotency_key: str | None = None,
     checks: list[RateLimitCheck] | None = None,
     **fields: Any,
-) -> EnqueueOutcome:
+) -> Enqueued:
     body = {"type": "image.generate", "data": {"prompt": "a cat"}, **fields}
     request = EnqueueRequest.model_validate(body, context=enqueue_context(65536, now_ms))
     if idempotency_key is None:
@@ -81,7 +74,7 @@ async def enqueue(
     return await enqueue_job(get_redis(settings), settings, job, checks or [])
 
 
-async def enqueued(settings: Settings, now_ms: int, **options: Any) -> Job:
+async def enqueued(settings: Settings, now_ms: int, **options: Any) -> JobView:
     outcome = await enqueue(settings, now_ms, **options)
     assert outcome.job is not None
     return outcome.job
@@ -493,7 +486,7 @@ async def test_enqueue_with_a_user_and_an_ip_policy_bills_seven_commands(
     gateway_requests: Callable[[], int],
     billed_commands: Callable[[], int],
 ) -> None:
-    checks = ratelimit.checks_for_enqueue(settings, "user-1", CLIENT_IP)
+    checks = checks_for_enqueue(settings, "user-1", CLIENT_IP)
     assert [check.policy.name for check in checks] == ["user", "ip"]
     requests, billed = gateway_requests(), billed_commands()
     outcome = await enqueue(settings, now_ms, checks=checks)

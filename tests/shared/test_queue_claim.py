@@ -14,12 +14,13 @@ from shared.config.settings import Settings, load_settings
 from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, beat_and_settle
 from shared.queue.claim import ClaimBatch, claim_jobs
-from shared.queue.enqueue import NewJob, cancel_job, enqueue_job, get_job
+from shared.queue.enqueue import enqueue_job
 from shared.queue.job_ids import new_job_id
 from shared.queue.leases import LeaseOutcome, complete_job
-from shared.queue.models import EnqueueRequest, Job, JobStatus, enqueue_context
-from shared.ratelimit import decision as ratelimit
-from shared.ratelimit.decision import RateLimitCheck
+from shared.queue.models import EnqueueRequest, JobStatus, JobView, enqueue_context
+from shared.queue.new_job import NewJob
+from shared.queue.status import cancel_job, get_job
+from shared.ratelimit.checks import RateLimitCheck, checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from shared.store.scripts import load_script
@@ -51,7 +52,7 @@ def keys(settings: Settings) -> QueueKeys:
 
 async def enqueued(
     settings: Settings, now_ms: int, checks: list[RateLimitCheck] | None = None, **fields: Any
-) -> Job:
+) -> JobView:
     body = {"type": "image.generate", "data": {"prompt": "a cat"}, **fields}
     request = EnqueueRequest.model_validate(body, context=enqueue_context(65536, now_ms))
     new_job = NewJob(new_job_id(now_ms), request, "user-1", None, now_ms)
@@ -140,7 +141,7 @@ async def test_one_job_with_a_user_and_an_ip_policy_bills_19_commands_in_four_re
     billed_commands: Callable[[], int],
 ) -> None:
     now_ms = real_now_ms()
-    checks = ratelimit.checks_for_enqueue(settings, "user-1", "203.0.113.7")
+    checks = checks_for_enqueue(settings, "user-1", "203.0.113.7")
     requests, billed = gateway_requests(), billed_commands()
     await enqueued(settings, now_ms, checks)
     (claimed,) = (await claim(settings, keys, now_ms, count=1)).jobs

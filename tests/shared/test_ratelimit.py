@@ -7,17 +7,10 @@ import pytest
 
 from shared.config.settings import Settings, load_settings
 from shared.errors import BadRedisReply
-from shared.ratelimit.decision import (
-    Decision,
-    PolicyDecision,
-    RateLimitCheck,
-    Reason,
-    checks_for,
-    checks_for_enqueue,
-    decision_headers,
-    parse_reply,
-    script_inputs,
-)
+from shared.ratelimit.apply import parse_reply, script_inputs
+from shared.ratelimit.checks import RateLimitCheck, checks_for, checks_for_enqueue
+from shared.ratelimit.decision import Decision, PolicyDecision, Reason
+from shared.ratelimit.headers import decision_headers
 from shared.ratelimit.policies import Algorithm, Policy
 from shared.store.keys import QueueKeys
 

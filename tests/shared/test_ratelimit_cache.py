@@ -3,16 +3,16 @@ which costs, what a refund undoes, and that it stays bounded."""
 
 from __future__ import annotations
 
-from shared.ratelimit.blocked import Block, BlockedCache, blocked
-from shared.ratelimit.decision import (
-    Decision,
-    PolicyDecision,
-    RateLimitCheck,
-    Reason,
+from shared.ratelimit.blocked import (
+    Block,
+    BlockedCache,
+    blocked,
     blocked_decision,
     forget,
     remember,
 )
+from shared.ratelimit.checks import RateLimitCheck
+from shared.ratelimit.decision import Decision, PolicyDecision, Reason
 from shared.ratelimit.policies import Algorithm, Policy
 
 NOW = 1_700_000_000_000

@@ -9,7 +9,8 @@ import redis
 
 from local.stack import Gateway
 from shared.config.settings import Settings
-from shared.ratelimit.decision import RateLimitCheck, script_inputs
+from shared.ratelimit.apply import script_inputs
+from shared.ratelimit.checks import RateLimitCheck
 from shared.ratelimit.policies import Algorithm, Policy
 from shared.ratelimit.state import Evaluation, PolicySpec, algorithm_letter, encode, evaluate
 from tests.shared.ratelimit_cases import ALL_CASES, INDEX, NOW, Case, case_id

@@ -14,7 +14,8 @@ import redis
 from local.stack import Gateway
 from shared import clock
 from shared.config.settings import Settings
-from shared.ratelimit.decision import Decision, Reason, checks_for
+from shared.ratelimit.checks import checks_for
+from shared.ratelimit.decision import Decision, Reason
 from shared.ratelimit.policies import Algorithm
 from shared.ratelimit.standalone import check_rate_limits
 from shared.ratelimit.state import decode

@@ -16,11 +16,14 @@ from local.stack import Gateway, LocalStack
 from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, HeldLease, beat, settle
 from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
-from shared.queue.enqueue import NewJob, cancel_job, enqueue_job, queue_stats
+from shared.queue.enqueue import enqueue_job
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.leases import HandBack, complete_job, fail_job, release_jobs, report_progress
 from shared.queue.models import EnqueueRequest, JobError, Progress
-from shared.ratelimit import decision as ratelimit
+from shared.queue.new_job import NewJob
+from shared.queue.stats import queue_stats
+from shared.queue.status import cancel_job
+from shared.ratelimit.checks import checks_for, checks_for_enqueue
 from shared.ratelimit.standalone import check_rate_limits
 from shared.store.scripts import Script, load_script, run_script, script_names, script_path
 from tests.shared.queue_support import preload_queue_scripts
@@ -110,7 +113,7 @@ async def enqueue(queue: QueueHarness, now_ms: int = T0_MS, **fields: object) ->
     idempotency_key = request.idempotency_key
     job_id = idempotent_job_id("user-1", idempotency_key) if idempotency_key else new_job_id(now_ms)
     new_job = NewJob(job_id, request, "user-1", idempotency_key, now_ms)
-    checks = ratelimit.checks_for_enqueue(queue.settings, "user-1", "203.0.113.7")
+    checks = checks_for_enqueue(queue.settings, "user-1", "203.0.113.7")
     await enqueue_job(queue.redis, queue.settings, new_job, checks)
     return job_id
 
@@ -151,7 +154,7 @@ async def run_the_function_side(audit: KeyAudit, queue: QueueHarness) -> None:
     await audit.run(cancel_job(r, s, pending, "user-1", T0_MS + 1))
     await audit.run(cancel_job(r, s, delayed, None, T0_MS + 1))
     await audit.run(queue_stats(r, s, now_ms=T0_MS + 2))
-    checks = ratelimit.checks_for(s, "user", "user-1")
+    checks = checks_for(s, "user", "user-1")
     await audit.run(check_rate_limits(s, checks))
 
 

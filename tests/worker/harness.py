@@ -12,9 +12,10 @@ from upstash_redis.asyncio import Redis
 from local.stack import Gateway
 from shared.config.settings import Settings, load_settings
 from shared.queue.claim import ClaimedJob, claim_jobs
-from shared.queue.enqueue import NewJob, enqueue_job
+from shared.queue.enqueue import enqueue_job
 from shared.queue.job_ids import new_job_id
 from shared.queue.models import EnqueueRequest
+from shared.queue.new_job import NewJob
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from shared.store.scripts import load_script

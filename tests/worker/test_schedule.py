@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.queue.enqueue import WORKER_STALE_AFTER_MS
+from shared.queue.stats import WORKER_STALE_AFTER_MS
 from worker.schedule import (
     IDLE_BEAT_S,
     Housekeeping,

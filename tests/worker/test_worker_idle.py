@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from shared import clock
-from shared.queue.enqueue import WORKER_STALE_AFTER_MS, queue_stats
+from shared.queue.stats import WORKER_STALE_AFTER_MS, queue_stats
 from tests.worker.conftest import StartWorker, wait_for
 from tests.worker.harness import QueueHarness
 from worker.schedule import IDLE_BEAT_COMMANDS, IDLE_BEAT_S, idle_commands_per_day
