@@ -40,7 +40,7 @@ class Failed:
     permanent: bool
 
 
-Outcome = Succeeded | Failed
+AttemptResult = Succeeded | Failed
 
 
 def load_processor(spec: str) -> Processor:
@@ -66,7 +66,7 @@ def is_async(processor: Processor) -> bool:
     return inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(call)
 
 
-async def run_attempt(processor: Processor, job: Job, max_result_bytes: int) -> Outcome:
+async def run_attempt(processor: Processor, job: Job, max_result_bytes: int) -> AttemptResult:
     """Run the processor under the job's timeout and classify how it ended. Cancellation (the
     lease was lost, or shutdown) propagates: it is not an outcome."""
     deadline = asyncio.timeout(job.timeout_ms / 1000)
@@ -96,7 +96,7 @@ def _failure(error: BaseException, kind: str, *, permanent: bool) -> Failed:
     return Failed(JobError(message=message, kind=kind), permanent=permanent)
 
 
-def encode_result(result: object, max_result_bytes: int) -> Outcome:
+def encode_result(result: object, max_result_bytes: int) -> AttemptResult:
     """The result as stored JSON text, or a permanent failure: not JSON, or too large."""
     try:
         text = compact_json(result)

@@ -26,7 +26,7 @@ from shared.queue.models import JobError, Progress
 from shared.store.keys import QueueKeys
 from worker.job import Job
 from worker.logs import log_event
-from worker.processor import Failed, Outcome, Processor, Succeeded, run_attempt
+from worker.processor import AttemptResult, Failed, Processor, Succeeded, run_attempt
 from worker.progress import ProgressReporter
 
 REPORT_RETRY_MIN_S = 0.2
@@ -73,7 +73,7 @@ class JobRun:
         self.reporting = True
         return await self._report(outcome, reporter.unwritten())
 
-    async def _attempt(self, reporter: ProgressReporter) -> Outcome:
+    async def _attempt(self, reporter: ProgressReporter) -> AttemptResult:
         try:
             data = json.loads(self.claimed.data_json or "{}")
         except ValueError:
@@ -100,7 +100,9 @@ class JobRun:
             return
         self._log("progress", logging.DEBUG, percent=progress.percent, message=progress.message)
 
-    async def _report(self, outcome: Outcome, progress: Progress | None) -> LeaseOutcome | None:
+    async def _report(
+        self, outcome: AttemptResult, progress: Progress | None
+    ) -> LeaseOutcome | None:
         retry_at = self._retry_at_ms(outcome, clock.now_ms())
         delay_s = REPORT_RETRY_MIN_S
         while True:
@@ -120,7 +122,7 @@ class JobRun:
             return reported
 
     async def _send_outcome(
-        self, outcome: Outcome, retry_at: int | None, progress: Progress | None
+        self, outcome: AttemptResult, retry_at: int | None, progress: Progress | None
     ) -> LeaseOutcome:
         q, lease, now_ms = self._queue, self.claimed.lease, clock.now_ms()
         if isinstance(outcome, Succeeded):
@@ -144,14 +146,16 @@ class JobRun:
             progress=progress,
         )
 
-    def _retry_at_ms(self, outcome: Outcome, now_ms: int) -> int | None:
+    def _retry_at_ms(self, outcome: AttemptResult, now_ms: int) -> int | None:
         if isinstance(outcome, Succeeded):
             return None
         if outcome.permanent or self.claimed.attempt >= self.claimed.max_attempts:
             return None
         return retry_at_ms(self._backoff, self.claimed.attempt, now_ms)
 
-    def _log_reported(self, reported: LeaseOutcome, outcome: Outcome, retry_at: int | None) -> None:
+    def _log_reported(
+        self, reported: LeaseOutcome, outcome: AttemptResult, retry_at: int | None
+    ) -> None:
         if reported is LeaseOutcome.STALE:
             self._log("lease_lost", logging.WARNING, reason="report refused: stale token")
             return

@@ -13,7 +13,7 @@ States, as stored (`shared/ratelimit_state.py`):
 Stored counts above the limit (a limit lowered since) are read as the limit. A state from a
 clock slightly ahead of ours counts as the current window, never as free capacity.
 
-Outcome: `allowed`; `remaining` after this call; `reset_at_ms`, when allowed, the moment the
+Verdict: `allowed`; `remaining` after this call; `reset_at_ms`, when allowed, the moment the
 whole limit is available again (now when nothing is used), and on a denial the moment this cost
 would be admitted (so `retry_after_ms = reset_at_ms - now_ms`); a cost above the limit can never
 pass and is told to wait one window. `expires_at_ms`: after it the state no longer matters.
@@ -41,7 +41,7 @@ class Ask:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Verdict:
     allowed: bool
     remaining: int
     reset_at_ms: int
@@ -50,11 +50,11 @@ class Outcome:
     expires_at_ms: int
 
 
-def apply(algorithm: Algorithm, ask: Ask, state: State | None) -> Outcome:
+def apply(algorithm: Algorithm, ask: Ask, state: State | None) -> Verdict:
     return ALGORITHMS[algorithm](ask, state)
 
 
-def fixed_window(ask: Ask, state: State | None) -> Outcome:
+def fixed_window(ask: Ask, state: State | None) -> Verdict:
     index = ask.now_ms // ask.window_ms
     count = min(state[1], ask.limit) if state and state[0] >= index else 0
     fits = _fits(count, ask)
@@ -73,7 +73,7 @@ def fixed_window(ask: Ask, state: State | None) -> Outcome:
     )
 
 
-def sliding_window(ask: Ask, state: State | None) -> Outcome:
+def sliding_window(ask: Ask, state: State | None) -> Verdict:
     window_ms = ask.window_ms
     index = ask.now_ms // window_ms
     start_ms = index * window_ms
@@ -97,7 +97,7 @@ def sliding_window(ask: Ask, state: State | None) -> Outcome:
     )
 
 
-def token_bucket(ask: Ask, state: State | None) -> Outcome:
+def token_bucket(ask: Ask, state: State | None) -> Verdict:
     capacity = ask.limit * ask.window_ms
     used = _refilled(ask, state, capacity)
     need = ask.cost * ask.window_ms
@@ -117,7 +117,7 @@ def token_bucket(ask: Ask, state: State | None) -> Outcome:
     )
 
 
-ALGORITHMS: dict[Algorithm, Callable[[Ask, State | None], Outcome]] = {
+ALGORITHMS: dict[Algorithm, Callable[[Ask, State | None], Verdict]] = {
     Algorithm.FIXED: fixed_window,
     Algorithm.SLIDING: sliding_window,
     Algorithm.TOKEN: token_bucket,
@@ -137,13 +137,13 @@ def _outcome(
     retry_at_ms: int,
     state: State,
     expires_at_ms: int,
-) -> Outcome:
+) -> Verdict:
     if fits:
-        return Outcome(True, max(0, remaining), restore_at_ms, 0, state, expires_at_ms)
+        return Verdict(True, max(0, remaining), restore_at_ms, 0, state, expires_at_ms)
     if ask.cost > ask.limit:
         retry_at_ms = ask.now_ms + ask.window_ms
     retry_after_ms = retry_at_ms - ask.now_ms
-    return Outcome(False, max(0, remaining), retry_at_ms, retry_after_ms, state, expires_at_ms)
+    return Verdict(False, max(0, remaining), retry_at_ms, retry_after_ms, state, expires_at_ms)
 
 
 def _sliding_counts(state: State | None, index: int, limit: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.ratelimit.algorithms import Ask, Outcome, State, apply
+from shared.ratelimit.algorithms import Ask, State, Verdict, apply
 from shared.ratelimit.policies import Algorithm
 
 FIELD_COUNTS = {"f": 2, "s": 3, "t": 2}
@@ -45,7 +45,7 @@ class PolicySpec:
 @dataclass(frozen=True)
 class Evaluation:
     allowed: bool
-    outcomes: list[Outcome]
+    outcomes: list[Verdict]
     # key index -> (value, ttl_ms); a ttl of 0 deletes the key
     writes: dict[int, tuple[str, int]] = field(default_factory=dict)
 
@@ -90,7 +90,7 @@ def _decide(
     cost: int,
     *,
     commit: bool,
-) -> tuple[bool, list[Outcome]]:
+) -> tuple[bool, list[Verdict]]:
     outcomes = [
         apply(
             spec.algorithm,
@@ -103,7 +103,7 @@ def _decide(
 
 
 def _writes(
-    specs: Sequence[PolicySpec], outcomes: Sequence[Outcome], now_ms: int
+    specs: Sequence[PolicySpec], outcomes: Sequence[Verdict], now_ms: int
 ) -> dict[int, tuple[str, int]]:
     states: dict[int, dict[str, State]] = {}
     expires_at_ms: dict[int, int] = {}

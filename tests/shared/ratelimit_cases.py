@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.ratelimit.algorithms import Outcome, State
+from shared.ratelimit.algorithms import State, Verdict
 from shared.ratelimit.policies import Algorithm
 
 MINUTE_MS = 60_000
@@ -23,16 +23,16 @@ class Case:
     now_ms: int
     cost: int
     commit: bool
-    expected: Outcome
+    expected: Verdict
     window_ms: int = MINUTE_MS
 
 
-def allowed(remaining: int, reset_at_ms: int, state: State, expires_at_ms: int) -> Outcome:
-    return Outcome(True, remaining, reset_at_ms, 0, state, expires_at_ms)
+def allowed(remaining: int, reset_at_ms: int, state: State, expires_at_ms: int) -> Verdict:
+    return Verdict(True, remaining, reset_at_ms, 0, state, expires_at_ms)
 
 
-def denied(remaining: int, retry_at_ms: int, now_ms: int, state: State, expires: int) -> Outcome:
-    return Outcome(False, remaining, retry_at_ms, retry_at_ms - now_ms, state, expires)
+def denied(remaining: int, retry_at_ms: int, now_ms: int, state: State, expires: int) -> Verdict:
+    return Verdict(False, remaining, retry_at_ms, retry_at_ms - now_ms, state, expires)
 
 
 END = START + MINUTE_MS

@@ -8,16 +8,16 @@ from dataclasses import replace
 
 import pytest
 
-from shared.ratelimit.algorithms import Ask, Outcome, State, apply
+from shared.ratelimit.algorithms import Ask, State, Verdict, apply
 from tests.shared.ratelimit_cases import ALL_CASES, Case, case_id
 
 
-def run(case: Case, *, now_ms: int, state: State | None, cost: int, commit: bool) -> Outcome:
+def run(case: Case, *, now_ms: int, state: State | None, cost: int, commit: bool) -> Verdict:
     ask = Ask(case.limit, case.window_ms, now_ms, cost, commit)
     return apply(case.algorithm, ask, state)
 
 
-def first(case: Case) -> Outcome:
+def first(case: Case) -> Verdict:
     return run(case, now_ms=case.now_ms, state=case.state, cost=case.cost, commit=case.commit)
 
 
@@ -62,7 +62,7 @@ def test_a_state_is_worth_nothing_once_it_expires(case: Case) -> None:
     outcome = first(case)
     later = replace(case, now_ms=max(case.now_ms, outcome.expires_at_ms))
 
-    def at_expiry(state: State | None) -> Outcome:
+    def at_expiry(state: State | None) -> Verdict:
         return run(later, now_ms=later.now_ms, state=state, cost=1, commit=True)
 
     assert at_expiry(outcome.state) == at_expiry(None)
