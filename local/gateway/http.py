@@ -1,5 +1,5 @@
 """The gateway's side of ASGI: the REST request it reads (raw bytes, unlike a function's
-`shared.web.messages.GatewayRequest`), the JSON and event-stream responses it sends."""
+`shared.web.messages.Request`), the JSON and event-stream responses it sends."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Claiming jobs, in two requests, so that every key a script touches is declared in KEYS:
 
 1. `lease_jobs` pops up to N ids from `ready` and leases each one with a fresh fencing token
-   until a provisional deadline (`queue/lua/lease_jobs.lua`: KEYS ready, leases);
+   until a provisional deadline (KEYS: ready, leases);
 2. `start_jobs` marks the leased jobs processing, counts the attempt and moves each lease
-   deadline to now + timeoutMs (`queue/lua/start_jobs.lua`: KEYS leases + the job hash of each id).
+   deadline to now + timeoutMs (KEYS: leases + the job hash of each id).
 
 A worker that dies between the two leaves provisional leases that expire and are settled back
-to `ready` without spending an attempt (`shared.lease_beat.settle`). A job cancelled between
-the two is not started and its lease is dropped.
+to `ready` without spending an attempt. A job cancelled between the two is not started and its
+lease is dropped.
 
 Billed commands: lease 3 (EVALSHA, ZPOPMIN, ZADD), 2 when the queue is empty; start 2 + 2 per
 job (EVALSHA, HMGET per job, ZADD XX CH for all, HSET per job; +1 ZMSCORE only when a lease

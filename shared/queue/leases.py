@@ -8,8 +8,6 @@ PEXPIRE, ZADD); fail 4 when retrying (ZREM, HSET, ZADD) or 5 when final (+ PEXPI
 (stale) complete or fail 3 (ZREM, HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job
 (ZREM, HSET) + 2 when any was handed back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 6 for
 one job.
-Claiming (lease, then start) is in `shared.queue.claim`; the beat (renewal, heartbeat) and
-settling what it found due (recovery, promotion) in `shared.queue.beat`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The window arithmetic of the three algorithms, as pure functions of integers.
 
-`shared/scripts/ratelimit_lib.lua` mirrors every function here line for line (it must run inside
-Redis to be atomic); tests run the Lua against the same tables of cases. Lua computes on doubles,
-exact below 2^53, which `shared.ratelimit.policies` guarantees by keeping limit x window below 2^52.
+`lua/apply_rate_limits.lua` mirrors every function here line for line (it must run inside
+Redis to be atomic); tests run the Lua against the same tables of cases. Lua computes on
+doubles, exact below 2^53, which `policies.py` guarantees by keeping limit x window below 2^52.
 
-States, as stored (`shared/ratelimit_state.py`):
+States, as stored (`shared/ratelimit/state.py`):
 - fixed   `(window_index, count)`                 window_index = now_ms // window_ms
 - sliding `(window_index, current, previous)`     counts of this window and the one before
 - token   `(used, updated_at_ms)`                 `used` in token-milliseconds: a token is worth

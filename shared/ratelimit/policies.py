@@ -22,7 +22,7 @@ class Algorithm(StrEnum):
 WINDOW_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 MAX_WINDOW_MS = 366 * 86_400_000
 MAX_LIMIT = 1_000_000_000
-# The Lua mirror of shared/windows.py computes on doubles, exact below 2^53; limit x window stays
+# The Lua mirror of algorithms.py computes on doubles, exact below 2^53; limit x window stays
 # below 2^52 so that every product and sum in the window arithmetic is exact (52M per day).
 MAX_LIMIT_TIMES_WINDOW_MS = 2**52
 _ENTRY = re.compile(

@@ -27,7 +27,7 @@ The data model (values kept as strings; times are epoch milliseconds):
 - `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`; entries not
                       seen for a while are removed by stats and by the workers' beat.
 - `rl:<policy>:<id>`  STRING, rate-limit state of every policy of that name for one identifier
-                      (encoding in `shared/ratelimit_state.py`).
+                      (encoding in `shared/ratelimit/state.py`).
 - channel `events`    `<jobId> <readyAtMs>`, PUBLISHed by enqueue and whenever settle or release
                       make jobs ready, so idle workers wake at once.
 """
