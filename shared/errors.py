@@ -1,5 +1,27 @@
 """The one error hierarchy. Each `AppError` knows its HTTP status and problem `code`;
-`shared.web.endpoint` renders them as `application/problem+json` in one place.
+`shared.web.problems` renders them as `application/problem+json` in one place.
+
+    AppError                      500 internal_error
+    ├── MalformedRequest          400 malformed_request
+    ├── Unauthorized              401 unauthorized (with WWW-Authenticate)
+    ├── Forbidden                 403 forbidden
+    ├── NotFound                  404 not_found
+    ├── MethodNotAllowed          405 method_not_allowed (with Allow)
+    ├── Conflict                  409 conflict
+    ├── PayloadTooLarge           413 payload_too_large
+    ├── UnsupportedMediaType      415 unsupported_media_type
+    ├── ValidationFailed          422 validation_failed (with errors[])
+    ├── RateLimited               429 rate_limited (with the rate-limit headers)
+    ├── ServerMisconfigured       500 server_misconfigured
+    ├── BadRedisReply             502 bad_redis_reply
+    │   └── RedisCommandError     502 bad_redis_reply (Redis's own message kept)
+    └── RetryLater                503, with Retry-After: the cause passes
+        ├── RedisUnavailable      503 redis_unavailable
+        │   └── RedisTimeout      503 redis_timeout
+        ├── AuthProviderUnavailable  503 auth_provider_unavailable
+        └── SecretsUnavailable    503 secrets_unavailable (shared.config.parameter_store)
+
+`PermanentError` is not an `AppError`: a job processor raises it to fail a job at once.
 """
 
 from __future__ import annotations
@@ -12,6 +34,14 @@ class AppError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal server error"
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, title: str | None = None
+    ) -> None:
+        super().__init_subclass__()
+        cls.status = status or cls.status
+        cls.code = code or cls.code
+        cls.title = title or cls.title
 
     def __init__(
         self,
@@ -26,38 +56,26 @@ class AppError(Exception):
         self.errors = list(errors or [])
 
 
-class MalformedRequest(AppError):
-    status = 400
-    code = "malformed_request"
-    title = "Malformed request"
+class MalformedRequest(AppError, status=400, code="malformed_request", title="Malformed request"):
+    pass
 
 
-class Unauthorized(AppError):
-    status = 401
-    code = "unauthorized"
-    title = "Missing or invalid credentials"
-
+class Unauthorized(
+    AppError, status=401, code="unauthorized", title="Missing or invalid credentials"
+):
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="api"'})
 
 
-class Forbidden(AppError):
-    status = 403
-    code = "forbidden"
-    title = "Not allowed"
+class Forbidden(AppError, status=403, code="forbidden", title="Not allowed"):
+    pass
 
 
-class NotFound(AppError):
-    status = 404
-    code = "not_found"
-    title = "Not found"
+class NotFound(AppError, status=404, code="not_found", title="Not found"):
+    pass
 
 
-class MethodNotAllowed(AppError):
-    status = 405
-    code = "method_not_allowed"
-    title = "Method not allowed"
-
+class MethodNotAllowed(AppError, status=405, code="method_not_allowed", title="Method not allowed"):
     def __init__(self, method: str, allowed: Sequence[str]) -> None:
         super().__init__(
             f"{method} is not supported here; use {', '.join(allowed)}",
@@ -65,48 +83,40 @@ class MethodNotAllowed(AppError):
         )
 
 
-class Conflict(AppError):
-    status = 409
-    code = "conflict"
-    title = "Conflict with the current state"
+class Conflict(AppError, status=409, code="conflict", title="Conflict with the current state"):
+    pass
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload_too_large"
-    title = "Payload too large"
+class PayloadTooLarge(AppError, status=413, code="payload_too_large", title="Payload too large"):
+    pass
 
 
-class UnsupportedMediaType(AppError):
-    status = 415
-    code = "unsupported_media_type"
-    title = "Unsupported media type"
+class UnsupportedMediaType(
+    AppError, status=415, code="unsupported_media_type", title="Unsupported media type"
+):
+    pass
 
 
-class ValidationFailed(AppError):
-    status = 422
-    code = "validation_failed"
-    title = "Request failed validation"
+class ValidationFailed(
+    AppError, status=422, code="validation_failed", title="Request failed validation"
+):
+    pass
 
 
-class RateLimited(AppError):
-    status = 429
-    code = "rate_limited"
-    title = "Rate limit exceeded"
+class RateLimited(AppError, status=429, code="rate_limited", title="Rate limit exceeded"):
+    pass
 
 
-class ServerMisconfigured(AppError):
-    status = 500
-    code = "server_misconfigured"
-    title = "Server misconfigured"
+class ServerMisconfigured(
+    AppError, status=500, code="server_misconfigured", title="Server misconfigured"
+):
+    pass
 
 
-class BadRedisReply(AppError):
+class BadRedisReply(
+    AppError, status=502, code="bad_redis_reply", title="Unexpected reply from Redis"
+):
     """Redis answered, but not in the shape the code expects (or a script raised)."""
-
-    status = 502
-    code = "bad_redis_reply"
-    title = "Unexpected reply from Redis"
 
 
 class RedisCommandError(BadRedisReply):
@@ -117,34 +127,34 @@ class RedisCommandError(BadRedisReply):
         self.message = message
 
 
-class RedisUnavailable(AppError):
-    """Upstash could not be reached; nothing was written, or the write is safe to retry."""
+class RetryLater(AppError):
+    """A 503 whose cause passes: `Retry-After` says when to try again."""
 
-    status = 503
-    code = "redis_unavailable"
-    title = "Storage temporarily unavailable"
     retry_after_s: ClassVar[int] = 1
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(self.retry_after_s)})
 
 
-class RedisTimeout(RedisUnavailable):
+class RedisUnavailable(
+    RetryLater, status=503, code="redis_unavailable", title="Storage temporarily unavailable"
+):
+    """Upstash could not be reached; nothing was written, or the write is safe to retry."""
+
+
+class RedisTimeout(RedisUnavailable, code="redis_timeout", title="Storage did not answer in time"):
     """No answer within `REDIS_TIMEOUT_MS`."""
 
-    code = "redis_timeout"
-    title = "Storage did not answer in time"
 
-
-class AuthProviderUnavailable(AppError):
+class AuthProviderUnavailable(
+    RetryLater,
+    status=503,
+    code="auth_provider_unavailable",
+    title="Token keys temporarily unavailable",
+):
     """The JWKS endpoint that publishes the token signing keys did not answer."""
 
-    status = 503
-    code = "auth_provider_unavailable"
-    title = "Token keys temporarily unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "5"})
+    retry_after_s = 5
 
 
 class PermanentError(Exception):

@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shared.errors import AppError, ServerMisconfigured
+from shared.errors import RetryLater, ServerMisconfigured
 
 REFERENCE_SUFFIX = "_SSM"
 SSM_CONNECT_TIMEOUT_S = 1.0
@@ -34,15 +34,13 @@ _CONFIGURATION_ERRORS = frozenset(
 Fetch = Callable[[Sequence[str]], Mapping[str, str]]
 
 
-class SecretsUnavailable(AppError):
+class SecretsUnavailable(
+    RetryLater,
+    status=503,
+    code="secrets_unavailable",
+    title="Configuration store temporarily unavailable",
+):
     """Parameter Store did not answer (throttled, unreachable, too slow): worth a retry."""
-
-    status = 503
-    code = "secrets_unavailable"
-    title = "Configuration store temporarily unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 def secret_references(environ: Mapping[str, str]) -> dict[str, str]:
