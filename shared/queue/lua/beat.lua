@@ -1,25 +1,29 @@
--- One worker beat, one request: renew the worker's leases, write its heartbeat, do the
--- housekeeping it was asked for, and report what has fallen due (expired leases of any worker,
+-- beat: renew a worker's leases and heartbeat, do its housekeeping, report what has fallen due
+--
+-- One worker beat, one request: it renews the worker's leases, writes its heartbeat, does the
+-- housekeeping it was asked for, and reports what has fallen due (expired leases of any worker,
 -- delayed jobs whose time has come) and when the next thing falls due. The beat changes no job:
--- the ids it reports are acted on by `lease_settle.lua`, which declares their job keys.
+-- the ids it reports are acted on by `settle.lua`, which declares their job keys.
 --
--- KEYS[1]  leases ZSET (member "<id>|<token>", score = deadline)
--- KEYS[2]  delayed ZSET (score = due time)
--- KEYS[3]  workers HASH (worker id -> heartbeat JSON)
--- KEYS[4]  done:completed ZSET (trimmed when ARGV[5] > 0)
--- KEYS[5]  done:failed ZSET (trimmed when ARGV[5] > 0)
--- ARGV[1]  now_ms
--- ARGV[2]  worker id
--- ARGV[3]  heartbeat JSON {lastSeenMs, active, concurrency}
--- ARGV[4]  batch size: at most this many expired leases and this many due jobs are reported
--- ARGV[5]  trim done sets of entries finished before this time (epoch ms), or 0
--- ARGV[6]  remove heartbeats last seen before this time (epoch ms), or 0
--- ARGV[7..] the worker's leases to renew, two entries each: member "<id>|<token>", timeoutMs
+-- Input:
+--   KEYS[1]    leases ZSET (member "<id>|<token>", score = deadline)
+--   KEYS[2]    delayed ZSET (score = due time)
+--   KEYS[3]    workers HASH (worker id -> heartbeat JSON)
+--   KEYS[4]    done:completed ZSET (trimmed when ARGV[5] > 0)
+--   KEYS[5]    done:failed ZSET (trimmed when ARGV[5] > 0)
+--   ARGV[1]    now_ms
+--   ARGV[2]    worker id
+--   ARGV[3]    heartbeat JSON {lastSeenMs, active, concurrency}
+--   ARGV[4]    batch size: at most this many expired leases and this many due jobs are reported
+--   ARGV[5]    trim done sets of entries finished before this time (epoch ms), or 0
+--   ARGV[6]    remove heartbeats last seen before this time (epoch ms), or 0
+--   ARGV[7..]  the worker's leases to renew, two entries each: member "<id>|<token>", timeoutMs
 --
--- Returns { lost, next_due_ms, expired, due }: `lost` lists the renewed members that no longer
--- exist (the worker must abandon those jobs); `next_due_ms` is the earliest delayed due time or
--- lease deadline still ahead (now_ms when a batch was full), or -1; `expired` lists lease
--- members whose deadline has passed and `due` the delayed job ids whose time has come.
+-- Output:
+--   { lost, next_due_ms, expired, due }: `lost` lists the renewed members that no longer exist
+--   (the worker must abandon those jobs); `next_due_ms` is the earliest delayed due time or lease
+--   deadline still ahead (now_ms when a batch was full), or -1; `expired` lists lease members
+--   whose deadline has passed and `due` the delayed job ids whose time has come.
 local now_ms = tonumber(ARGV[1])
 local batch = tonumber(ARGV[4])
 

@@ -1,21 +1,26 @@
--- Record a failed attempt of a running job, if the caller still holds its lease: schedule a
--- retry (status delayed, due at the backoff time the caller computed) or fail it for good.
+-- fail_job: record a failed attempt of a running job: schedule a retry or fail it for good
 --
--- KEYS[1]  leases ZSET (member "<id>|<token>")
--- KEYS[2]  the job HASH
--- KEYS[3]  delayed ZSET (score = due time)
--- KEYS[4]  done:failed ZSET (score finishedAt; trimmed by the workers' beat, not here)
--- ARGV[1]  the lease member "<id>|<token>"
--- ARGV[2]  now_ms
--- ARGV[3]  error, JSON text {"message", "kind"}
--- ARGV[4]  retry at (epoch ms), or 0 to fail the job now (attempts used up, or permanent)
--- ARGV[5]  retention in ms (PEXPIRE of a failed job)
--- ARGV[6]  job id
--- ARGV[7]  token
--- ARGV[8]  final progress, JSON text, or "" to leave progress as it is
+-- Only while the caller still holds the job's lease. A retry sets status delayed, due at the
+-- backoff time the caller computed; the job fails for good when its attempts are used up or the
+-- error is permanent.
 --
--- Returns "retrying", "failed", or "stale" when the lease is not held. Repeating a call that
--- was applied returns its outcome again while the job still carries this token.
+-- Input:
+--   KEYS[1]    leases ZSET (member "<id>|<token>")
+--   KEYS[2]    the job HASH
+--   KEYS[3]    delayed ZSET (score = due time)
+--   KEYS[4]    done:failed ZSET (score finishedAt; trimmed by the workers' beat, not here)
+--   ARGV[1]    the lease member "<id>|<token>"
+--   ARGV[2]    now_ms
+--   ARGV[3]    error, JSON text {"message", "kind"}
+--   ARGV[4]    retry at (epoch ms), or 0 to fail the job now (attempts used up, or permanent)
+--   ARGV[5]    retention in ms (PEXPIRE of a failed job)
+--   ARGV[6]    job id
+--   ARGV[7]    token
+--   ARGV[8]    final progress, JSON text, or '' to leave progress as it is
+--
+-- Output:
+--   'retrying', 'failed', or 'stale' when the lease is not held. Repeating a call that was
+--   applied returns its outcome again while the job still carries this token.
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   local job = redis.call('HMGET', KEYS[2], 'status', 'token')
   if job[2] == ARGV[7] and job[1] == 'failed' then

@@ -1,16 +1,19 @@
--- Take up to N ready jobs for a worker: pop them from `ready` in priority, then FIFO, order
--- and lease each one with a fresh fencing token until a provisional deadline. The job hashes
--- are not touched: their keys are only known once the ids are popped, so `lease_start.lua`
--- starts the jobs in a second call that declares them. A job leased here and never started
--- (the worker died in between) is returned to `ready` by `lease_settle.lua` once the
--- provisional lease expires, without spending an attempt.
+-- lease_jobs: take up to N ready jobs for a worker, each leased until a provisional deadline
 --
--- KEYS[1]  ready ZSET (score priority * 1e13 + readyAtMs; ZPOPMIN takes the next job)
--- KEYS[2]  leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
--- ARGV[1]  the provisional lease deadline (epoch ms)
--- ARGV[2..] one fencing token per job wanted: the number of tokens is the most jobs taken
+-- The jobs are popped from `ready` in priority, then FIFO, order, and each is leased with a
+-- fresh fencing token. The job hashes are not touched: their keys are only known once the ids
+-- are popped, so `start_jobs.lua` starts the jobs in a second call that declares them. A job
+-- leased here and never started (the worker died in between) is returned to `ready` by
+-- `settle.lua` once the provisional lease expires, without spending an attempt.
 --
--- Returns the ids popped, in order; the i-th id is leased as "<id>|<ARGV[1 + i]>".
+-- Input:
+--   KEYS[1]    ready ZSET (score priority * 1e13 + readyAtMs; ZPOPMIN takes the next job)
+--   KEYS[2]    leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
+--   ARGV[1]    the provisional lease deadline (epoch ms)
+--   ARGV[2..]  one fencing token per job wanted: the number of tokens is the most jobs taken
+--
+-- Output:
+--   the ids popped, in order; the i-th id is leased as "<id>|<ARGV[1 + i]>"
 local popped = redis.call('ZPOPMIN', KEYS[1], #ARGV - 1)
 local ids, leases = {}, {}
 for i = 1, #popped, 2 do

@@ -1,17 +1,20 @@
--- Hand running jobs back without spending an attempt (graceful shutdown), and optionally sign
--- the worker off (remove its heartbeat).
+-- release_jobs: hand running jobs back without spending an attempt (graceful shutdown)
 --
--- KEYS[1]  leases ZSET (member "<id>|<token>")
--- KEYS[2]  ready ZSET (score priority * 1e13 + readyAtMs)
--- KEYS[3]  workers HASH (worker id -> heartbeat JSON)
--- KEYS[4..] the job HASH of each job handed back, in the order of the ARGV triples
--- ARGV[1]  now_ms (the released jobs' readyAtMs)
--- ARGV[2]  worker id to remove from `workers`, or "" to keep the heartbeat
--- ARGV[3]  the events channel: one PUBLISH "<id> <now_ms>" wakes idle workers
--- ARGV[4..] per job, three entries: the lease member "<id>|<token>", the job's priority, and its
---           attempts count before this attempt (the claim had added one)
+-- Optionally signs the worker off too (removes its heartbeat).
 --
--- Returns the ids handed back; a job whose lease is no longer held is left alone.
+-- Input:
+--   KEYS[1]    leases ZSET (member "<id>|<token>")
+--   KEYS[2]    ready ZSET (score priority * 1e13 + readyAtMs)
+--   KEYS[3]    workers HASH (worker id -> heartbeat JSON)
+--   KEYS[4..]  the job HASH of each job handed back, in the order of the ARGV triples
+--   ARGV[1]    now_ms (the released jobs' readyAtMs)
+--   ARGV[2]    worker id to remove from `workers`, or '' to keep the heartbeat
+--   ARGV[3]    the events channel: one PUBLISH "<id> <now_ms>" wakes idle workers
+--   ARGV[4..]  per job, three entries: the lease member "<id>|<token>", the job's priority, and
+--              its attempts count before this attempt (the claim had added one)
+--
+-- Output:
+--   the ids handed back; a job whose lease is no longer held is left alone
 local now_ms = tonumber(ARGV[1])
 local released = {}
 local ready = {}

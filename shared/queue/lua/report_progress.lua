@@ -1,11 +1,13 @@
--- Record a running job's progress, if the caller still holds its lease.
+-- report_progress: record a running job's progress, if the caller still holds its lease
 --
--- KEYS[1]  leases ZSET (member "<id>|<token>")
--- KEYS[2]  the job HASH
--- ARGV[1]  the lease member "<id>|<token>"
--- ARGV[2]  progress, JSON text {"percent", "message"}
+-- Input:
+--   KEYS[1]    leases ZSET (member "<id>|<token>")
+--   KEYS[2]    the job HASH
+--   ARGV[1]    the lease member "<id>|<token>"
+--   ARGV[2]    progress, JSON text {"percent", "message"}
 --
--- Returns 1 when written, 0 when the lease is not held (nothing written).
+-- Output:
+--   1 when written, 0 when the lease is not held (nothing written)
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end

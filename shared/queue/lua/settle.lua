@@ -1,28 +1,31 @@
--- Act on what a beat found due, with every job key declared: take back expired leases and move
--- due delayed jobs to `ready`. Each entry is checked again first (another worker may have
--- settled it, or its owner renewed it, since the beat looked), so repeating a call, or several
--- workers settling the same entries, changes nothing more.
+-- settle: act on what a beat found due: take back expired leases, move due delayed jobs to ready
 --
--- An expired lease of a running job returns it to `ready` with the attempt counted, or fails
--- it (error ARGV[3], kind lease_expired) when its attempts are used up. An expired lease of a
--- job that was leased but never started (still pending) returns it to `ready`: no attempt was
--- spent. A lease whose job is in any other state is just removed.
+-- Every job key is declared. Each entry is checked again first (another worker may have settled
+-- it, or its owner renewed it, since the beat looked), so repeating a call, or several workers
+-- settling the same entries, changes nothing more.
 --
--- KEYS[1]  leases ZSET (member "<id>|<token>", score = deadline)
--- KEYS[2]  delayed ZSET (score = due time = the job's runAt)
--- KEYS[3]  ready ZSET (score priority * 1e13 + readyAtMs)
--- KEYS[4]  done:failed ZSET (score finishedAt)
--- KEYS[5..] the job HASH of each expired lease member, then of each due delayed id, in the
---          order of the ARGV entries
--- ARGV[1]  now_ms
--- ARGV[2]  retention in ms (PEXPIRE of a job failed by an expired lease)
--- ARGV[3]  error JSON recorded on a job whose last attempt's lease expired
--- ARGV[4]  the events channel: one PUBLISH "<id> <now_ms>" when jobs became ready
--- ARGV[5]  E, the number of expired lease members that follow
--- ARGV[6..5+E] the expired lease members "<id>|<token>"
--- ARGV[6+E..] the due delayed job ids
+-- An expired lease of a running job returns it to `ready` with the attempt counted, or fails it
+-- (error ARGV[3], kind lease_expired) when its attempts are used up. An expired lease of a job
+-- that was leased but never started (still pending) returns it to `ready`: no attempt was spent.
+-- A lease whose job is in any other state is just removed.
 --
--- Returns { ready_count, failed_count }: jobs moved to `ready`, jobs failed.
+-- Input:
+--   KEYS[1]       leases ZSET (member "<id>|<token>", score = deadline)
+--   KEYS[2]       delayed ZSET (score = due time = the job's runAt)
+--   KEYS[3]       ready ZSET (score priority * 1e13 + readyAtMs)
+--   KEYS[4]       done:failed ZSET (score finishedAt)
+--   KEYS[5..]     the job HASH of each expired lease member, then of each due delayed id, in the
+--                 order of the ARGV entries
+--   ARGV[1]       now_ms
+--   ARGV[2]       retention in ms (PEXPIRE of a job failed by an expired lease)
+--   ARGV[3]       error JSON recorded on a job whose last attempt's lease expired
+--   ARGV[4]       the events channel: one PUBLISH "<id> <now_ms>" when jobs became ready
+--   ARGV[5]       E, the number of expired lease members that follow
+--   ARGV[6..5+E]  the expired lease members "<id>|<token>"
+--   ARGV[6+E..]   the due delayed job ids
+--
+-- Output:
+--   { ready_count, failed_count }: jobs moved to `ready`, jobs failed
 local now_ms = tonumber(ARGV[1])
 local n_expired = tonumber(ARGV[5])
 local ready, ready_ids, failed = {}, {}, {}

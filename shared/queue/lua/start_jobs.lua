@@ -1,17 +1,21 @@
--- Start the jobs that `lease_take.lua` leased: for each one still leased by the caller's token
--- and still pending, mark it processing (one more attempt, the token, startedAt, no progress)
--- and move its lease deadline to now + timeoutMs. A job that is no longer pending (cancelled
--- meanwhile, or gone) loses its lease and is not started; a job whose lease is gone (it expired
--- and was returned to `ready`) is left alone.
+-- start_jobs: start the jobs that `lease_jobs.lua` leased, if still leased and still pending
 --
--- KEYS[1]  leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
--- KEYS[2..] the job HASH of each leased job, in the order of the ARGV pairs
--- ARGV[1]  now_ms, the caller's clock (startedAt)
--- ARGV[2..] per job, two entries: its id and its fencing token
+-- For each job still leased by the caller's token and still pending: mark it processing (one
+-- more attempt, the token, startedAt, no progress) and move its lease deadline to now +
+-- timeoutMs. A job that is no longer pending (cancelled meanwhile, or gone) loses its lease and
+-- is not started; a job whose lease is gone (it expired and was returned to `ready`) is left
+-- alone.
 --
--- Returns { id, token, type, userId, data, attempts, maxAttempts, timeoutMs, priority, id, ... }:
--- 9 fields per started job (attempts counts this one). Repeating a call that was applied
--- returns the same jobs again without counting another attempt.
+-- Input:
+--   KEYS[1]    leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
+--   KEYS[2..]  the job HASH of each leased job, in the order of the ARGV pairs
+--   ARGV[1]    now_ms, the caller's clock (startedAt)
+--   ARGV[2..]  per job, two entries: its id and its fencing token
+--
+-- Output:
+--   { id, token, type, userId, data, attempts, maxAttempts, timeoutMs, priority, id, ... }: 9
+--   fields per started job (attempts counts this one). Repeating a call that was applied returns
+--   the same jobs again without counting another attempt.
 local now_ms = tonumber(ARGV[1])
 local FIELDS = { 'status', 'token', 'type', 'userId', 'data', 'attempts', 'maxAttempts',
   'timeoutMs', 'priority' }

@@ -1,21 +1,32 @@
--- Rate-limit library, prepended to scripts that apply limits (ratelimit.lua, enqueue.lua).
--- Mirrors shared/windows.py (window arithmetic) and shared/ratelimit_state.py (storage, the
--- all-or-nothing decision) line for line; tests run both on the same tables of cases.
+-- apply_rate_limits: check, and when asked consume, every rate-limit policy: all or nothing
 --
--- apply_rate_limits(rl_keys, rl_args, now_ms) -> allowed, reply
---   rl_keys[k]: STRING, the state of every policy of one (name, identifier):
---               "<slot>:<n>:<n>[;<slot>:...]", slot = algorithm letter .. window_ms
---   rl_args[1]: cost (integer; negative gives capacity back)
---   rl_args[2]: "1" to consume, "0" to only read (peek)
---   rl_args[3]: n, the number of policies to check
---   rl_args[4i .. 4i+3], for policy i = 1..n: index into rl_keys, algorithm letter
---               ("f" fixed, "s" sliding, "t" token), limit, window_ms
---   now_ms:     number, the caller's clock in epoch milliseconds (never Redis TIME)
---   allowed:    true when every policy admits the request (and, when consuming, every key has
---               been written with SET ... PX); false when any policy denies (nothing written)
---   reply:      {now_ms, then per policy: allowed 1/0, remaining, reset_at_ms, retry_after_ms}
+-- A library, not run alone: the scripts that apply limits (check_rate_limits.lua,
+-- enqueue_job.lua) include it by name and call apply_rate_limits(rl_keys, rl_args, now_ms).
+-- Mirrors shared/ratelimit/algorithms.py (window arithmetic) and shared/ratelimit/state.py
+-- (storage, the all-or-nothing decision) line for line; tests run both on the same tables of
+-- cases.
+--
 -- Redis calls: one MGET (when there is a key), then, only when consuming and allowed, one
 -- SET ... PX per key (DEL instead when none of its states matters any more).
+--
+-- Input:
+--   apply_rate_limits(rl_keys, rl_args, now_ms)
+--   rl_keys[k]         STRING, the state of every policy of one (name, identifier):
+--                      "<slot>:<n>:<n>[;<slot>:...]", slot = algorithm letter .. window_ms
+--   rl_args[1]         cost (integer; negative gives capacity back)
+--   rl_args[2]         '1' to consume, '0' to only read (peek)
+--   rl_args[3]         n, the number of policies to check
+--   rl_args[4i..4i+3]  for policy i = 1..n: index into rl_keys, algorithm letter ('f' fixed,
+--                      's' sliding, 't' token), limit, window_ms
+--   now_ms             number, the caller's clock in epoch milliseconds (never Redis TIME)
+--
+-- Output:
+--   allowed, reply
+--   allowed            true when every policy admits the request (and, when consuming, every key
+--                      has been written with SET ... PX); false when any policy denies (nothing
+--                      written)
+--   reply              {now_ms, then per policy: allowed 1/0, remaining, reset_at_ms,
+--                      retry_after_ms}
 
 local RL_FIELD_COUNTS = {f = 2, s = 3, t = 2}
 
@@ -37,7 +48,7 @@ end
 local function rl_numbers(fields)
   local numbers = {}
   for i = 2, #fields do
-    if #fields[i] > 15 or not string.match(fields[i], "^%d+$") then
+    if #fields[i] > 15 or not string.match(fields[i], '^%d+$') then
       return nil
     end
     numbers[i - 1] = tonumber(fields[i])
@@ -47,16 +58,16 @@ end
 
 local function rl_decode(value)
   local states = {}
-  if type(value) ~= "string" then
+  if type(value) ~= 'string' then
     return states
   end
-  for entry in string.gmatch(value, "[^;]+") do
+  for entry in string.gmatch(value, '[^;]+') do
     local fields = {}
-    for part in string.gmatch(entry, "[^:]+") do
+    for part in string.gmatch(entry, '[^:]+') do
       fields[#fields + 1] = part
     end
     local numbers = rl_numbers(fields)
-    if numbers and #fields > 0 and string.match(fields[1], "^%a%d+$")
+    if numbers and #fields > 0 and string.match(fields[1], '^%a%d+$')
         and RL_FIELD_COUNTS[string.sub(fields[1], 1, 1)] == #numbers then
       states[fields[1]] = numbers
     end
@@ -67,9 +78,9 @@ end
 local function rl_encode(slot, state)
   local parts = {slot}
   for i = 1, #state do
-    parts[i + 1] = string.format("%d", state[i])
+    parts[i + 1] = string.format('%d', state[i])
   end
-  return table.concat(parts, ":")
+  return table.concat(parts, ':')
 end
 
 local function rl_fits(used, ask)
@@ -216,7 +227,7 @@ local function rl_write(rl_keys, specs, outcomes, now)
   for i, spec in ipairs(specs) do
     local entry = rl_encode(spec.slot, outcomes[i][5])
     if values[spec.key] then
-      values[spec.key] = values[spec.key] .. ";" .. entry
+      values[spec.key] = values[spec.key] .. ';' .. entry
     else
       order[#order + 1] = spec.key
       values[spec.key] = entry
@@ -226,9 +237,9 @@ local function rl_write(rl_keys, specs, outcomes, now)
   for _, key in ipairs(order) do
     local ttl = expires[key] - now
     if ttl > 0 then
-      redis.call("SET", rl_keys[key], values[key], "PX", string.format("%d", ttl))
+      redis.call('SET', rl_keys[key], values[key], 'PX', string.format('%d', ttl))
     else
-      redis.call("DEL", rl_keys[key])
+      redis.call('DEL', rl_keys[key])
     end
   end
 end
@@ -245,11 +256,11 @@ local function rl_reply(outcomes, now)
 end
 
 local function apply_rate_limits(rl_keys, rl_args, now_ms)
-  local cost, consume = tonumber(rl_args[1]), tostring(rl_args[2]) == "1"
+  local cost, consume = tonumber(rl_args[1]), tostring(rl_args[2]) == '1'
   local specs = rl_specs(rl_args)
   local states = {}
   if #rl_keys > 0 then
-    local values = redis.call("MGET", unpack(rl_keys))
+    local values = redis.call('MGET', unpack(rl_keys))
     for k = 1, #rl_keys do
       states[k] = rl_decode(values[k])
     end
