@@ -37,7 +37,7 @@ from smoke_process import FunctionProcess  # noqa: E402
 from smoke_worker import Request, check_worker_recipe  # noqa: E402
 
 from local.stack import Gateway, start_local_stack  # noqa: E402
-from tests.functions.platform_events import (  # noqa: E402
+from tests.support.platform_events import (  # noqa: E402
     LAMBDA_SOURCES,
     Call,
     PlatformResponse,

@@ -4,12 +4,9 @@ and real credentials (HS256 user tokens and a service key whose digest is config
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 
 import httpx
-import jwt
 import pytest
 import redis
 
@@ -18,10 +15,9 @@ from local.stack import Gateway
 from shared import clock
 from shared.config.settings import get_settings
 from shared.web.types import ASGIApp
-from tests.shared.queue_support import FrozenClock, preload_queue_scripts, real_now_ms
-
-JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
-SERVICE_KEY = "test-service-key"
+from tests.support.api import JWT_SECRET, SERVICE_KEY, QueueApi, make_user_token
+from tests.support.clock import FrozenClock, real_now_ms
+from tests.support.scripts import preload_scripts
 
 
 @pytest.fixture
@@ -32,13 +28,6 @@ def api_env(upstash_env: Gateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[G
     get_settings.cache_clear()
     yield upstash_env
     get_settings.cache_clear()
-
-
-def make_user_token(user_id: str, *, lifetime_s: int = 3600, secret: str = JWT_SECRET) -> str:
-    now_s = int(time.time())
-    return jwt.encode(
-        {"sub": user_id, "iat": now_s, "exp": now_s + lifetime_s}, secret, algorithm="HS256"
-    )
 
 
 @pytest.fixture
@@ -77,7 +66,7 @@ async def call_function(
 def queue_scripts(redis_direct: redis.Redis) -> None:
     """The queue's scripts already cached in Redis, as in a warm deployment: every call is then
     exactly one request (a cold Redis costs one extra EVAL per script, once)."""
-    preload_queue_scripts(redis_direct)
+    preload_scripts(redis_direct)
 
 
 @pytest.fixture
@@ -86,15 +75,6 @@ def queue_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
     frozen = FrozenClock(real_now_ms())
     monkeypatch.setattr(clock, "now_ms", frozen)
     return frozen
-
-
-@dataclass(frozen=True)
-class QueueApi:
-    """Clients for the queue functions, each at its own app (as deployed: one per function)."""
-
-    enqueue: httpx.AsyncClient
-    status: httpx.AsyncClient
-    stats: httpx.AsyncClient
 
 
 @pytest.fixture

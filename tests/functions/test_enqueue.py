@@ -14,8 +14,8 @@ from functions import enqueue
 from local.stack import LocalStack, start_gateway
 from shared.config.settings import get_settings
 from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
-from tests.functions.conftest import QueueApi
-from tests.shared.queue_support import FrozenClock
+from tests.support.api import QueueApi
+from tests.support.clock import FrozenClock
 
 JOB = {"type": "image.generate", "data": {"prompt": "a cat in a hat"}}
 SPEC_JOB_FIELDS = {

@@ -12,9 +12,9 @@ from shared.config.settings import get_settings
 from shared.ratelimit.blocked import blocked
 from shared.ratelimit.state import decode
 from shared.store.keys import QueueKeys
-from tests.functions.conftest import QueueApi
-from tests.shared.queue_support import FrozenClock
-from tests.shared.ratelimit_cases import START
+from tests.support.api import QueueApi
+from tests.support.clock import FrozenClock
+from tests.support.ratelimit_cases import START
 
 JOB = {"type": "image.generate", "data": {"prompt": "a cat in a hat"}}
 KEYS = QueueKeys("ai-queue")

@@ -17,7 +17,7 @@ import pytest
 
 from functions import enqueue, ratelimit_check, stats, status
 from local.stack import Gateway
-from tests.functions.platform_events import (
+from tests.support.platform_events import (
     LAMBDA_SOURCES,
     SOURCE_IP,
     Call,

@@ -16,10 +16,10 @@ from local.stack import Gateway, LocalStack, start_gateway
 from shared import clock
 from shared.config.settings import get_settings
 from shared.store.keys import QueueKeys
-from shared.store.scripts import load_script
 from shared.web.types import ASGIApp
-from tests.shared.queue_support import FrozenClock
-from tests.shared.ratelimit_cases import START
+from tests.support.clock import FrozenClock
+from tests.support.ratelimit_cases import START
+from tests.support.scripts import preload_scripts
 
 URL = "/api/ratelimit-check"
 NOW = START + 15_000
@@ -56,7 +56,7 @@ def post(
     frozen: FrozenClock,
 ) -> Post:
     """`await post(headers, policy="user", ...)`: the script already cached, as when warm."""
-    redis_direct.script_load(load_script("ratelimit/check_rate_limits").source)
+    preload_scripts(redis_direct)
     client = call_function(ratelimit_check.app)
 
     async def send(headers: dict[str, str], **body: Any) -> httpx.Response:

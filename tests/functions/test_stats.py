@@ -9,8 +9,8 @@ import redis
 
 from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.keys import QueueKeys
-from tests.functions.conftest import QueueApi
-from tests.shared.queue_support import FrozenClock
+from tests.support.api import QueueApi
+from tests.support.clock import FrozenClock
 
 JOB = {"type": "image.generate", "data": {}}
 KEYS = QueueKeys("ai-queue")

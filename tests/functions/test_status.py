@@ -11,8 +11,8 @@ import redis
 
 from shared.queue.job_ids import new_job_id
 from shared.store.keys import QueueKeys
-from tests.functions.conftest import QueueApi
-from tests.shared.queue_support import FrozenClock
+from tests.support.api import QueueApi
+from tests.support.clock import FrozenClock
 
 JOB = {"type": "image.generate", "data": {"prompt": "a fox"}}
 KEYS = QueueKeys("ai-queue")

@@ -15,8 +15,8 @@ import redis
 
 from shared.config.settings import get_settings
 from shared.queue.models import ENQUEUE_BODY_FACTOR, ENQUEUE_ENVELOPE_BYTES, MAX_DELAY_MS
-from tests.functions.conftest import SERVICE_KEY, QueueApi, make_user_token
-from tests.shared.queue_support import FrozenClock
+from tests.support.api import SERVICE_KEY, QueueApi, make_user_token
+from tests.support.clock import FrozenClock
 
 JOB: dict[str, Any] = {"type": "image.generate", "data": {"prompt": "a cat"}}
 PROBLEM = "application/problem+json"

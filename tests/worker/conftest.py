@@ -1,81 +1,21 @@
-"""Real worker processes (`python -m worker`) against real Redis behind the gateway, and a
-queue harness to enqueue jobs and look at the stored state."""
+"""Fixtures: real worker processes (`python -m worker`) against real Redis behind the gateway,
+and a queue harness to enqueue jobs and look at the stored state."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from local.stack import Gateway
-from tests.worker.harness import QueueHarness, make_harness
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WAIT_S = 20.0
-
-
-async def wait_for(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
-    """Poll until `condition()` is truthy (returning it) or fail after `timeout_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (value := condition()):
-        if loop.time() > deadline:
-            pytest.fail(f"not reached within {timeout_s} s: {what or condition}")
-        await asyncio.sleep(0.02)
-    return value
-
-
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def logs(self) -> list[dict[str, Any]]:
-        lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.logs() if line["event"] == event]
-
-    async def wait_for_event(
-        self, event: str, count: int = 1, **match: Any
-    ) -> list[dict[str, Any]]:
-        def found() -> list[dict[str, Any]]:
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.output()}")
-            hits = [e for e in self.events(event) if all(e.get(k) == v for k, v in match.items())]
-            return hits if len(hits) >= count else []
-
-        hits: list[dict[str, Any]] = await wait_for(found, what=f"{count} x {event} {match}")
-        return hits
-
-    def signal(self, number: int) -> None:
-        self.process.send_signal(number)
-
-    async def wait_exit(self, timeout_s: float = WAIT_S) -> int:
-        await wait_for(lambda: self.process.poll() is not None, timeout_s, "worker exit")
-        return self.process.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-StartWorker = Callable[..., Awaitable[WorkerProcess]]
+from tests.support.harness import QueueHarness, make_harness
+from tests.support.worker_process import REPO_ROOT, StartWorker, WorkerProcess
 
 
 @pytest.fixture
@@ -95,7 +35,7 @@ def start_worker(
         log_path = tmp_path / f"worker-{len(started)}.log"
         command = [
             sys.executable, "-m", "worker",
-            "--processor", f"tests.worker.{processor}",
+            "--processor", f"tests.support.{processor}",
             "--log-level", "DEBUG",
             *args,
         ]  # fmt: skip

@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 from shared import clock
-from tests.worker.conftest import StartWorker, WorkerProcess, wait_for
-from tests.worker.harness import QueueHarness
+from tests.support.harness import QueueHarness
+from tests.support.worker_process import StartWorker, WorkerProcess, wait_for
 
 JOBS = 200
 CONCURRENCY = "4"

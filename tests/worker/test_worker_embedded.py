@@ -8,8 +8,8 @@ import json
 from types import SimpleNamespace
 
 from shared import clock
-from tests.worker.conftest import wait_for
-from tests.worker.harness import QueueHarness
+from tests.support.harness import QueueHarness
+from tests.support.worker_process import wait_for
 from worker.job import Job
 from worker.worker import Worker, WorkerOptions
 

@@ -10,8 +10,8 @@ import redis
 
 from shared import clock
 from shared.queue.stats import WORKER_STALE_AFTER_MS, queue_stats
-from tests.worker.conftest import StartWorker, wait_for
-from tests.worker.harness import QueueHarness
+from tests.support.harness import QueueHarness
+from tests.support.worker_process import StartWorker, wait_for
 from worker.schedule import IDLE_BEAT_COMMANDS, IDLE_BEAT_S, idle_commands_per_day
 
 DAILY_BUDGET = 3_000

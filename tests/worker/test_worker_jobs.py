@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from shared import clock
-from tests.worker.conftest import StartWorker, wait_for
-from tests.worker.harness import QueueHarness
+from tests.support.harness import QueueHarness
+from tests.support.worker_process import StartWorker, wait_for
 
 FAST_RETRIES = ("--retry-base-ms", "200", "--retry-max-ms", "2000")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from local.stack import Gateway
 from shared import clock
-from tests.worker.conftest import REPO_ROOT, StartWorker, wait_for
-from tests.worker.harness import QueueHarness
+from tests.support.harness import QueueHarness
+from tests.support.worker_process import REPO_ROOT, StartWorker, wait_for
 
 
 class Outage:
@@ -108,7 +108,7 @@ def test_a_processor_that_cannot_be_loaded_stops_the_worker_with_exit_code_2() -
         "UPSTASH_REDIS_REST_URL": "http://127.0.0.1:9",
         "UPSTASH_REDIS_REST_TOKEN": "x",
     }
-    for spec in ("no_colon", "tests.worker.processors:missing", "no.such.module:f"):
+    for spec in ("no_colon", "tests.support.processors:missing", "no.such.module:f"):
         finished = subprocess.run(
             [sys.executable, "-m", "worker", "--processor", spec],
             cwd=REPO_ROOT,
@@ -130,7 +130,7 @@ def test_a_refused_token_stops_the_worker_with_exit_code_1(gateway: Gateway) -> 
         "UPSTASH_REDIS_REST_TOKEN": "not-the-token",
     }
     finished = subprocess.run(
-        [sys.executable, "-m", "worker", "--processor", "tests.worker.processors:record"],
+        [sys.executable, "-m", "worker", "--processor", "tests.support.processors:record"],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,

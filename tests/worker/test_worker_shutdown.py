@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared import clock
-from tests.worker.conftest import StartWorker, wait_for
-from tests.worker.harness import QueueHarness
+from tests.support.harness import QueueHarness
+from tests.support.worker_process import StartWorker, wait_for
 
 
 def processing(queue: QueueHarness, *job_ids: str) -> bool:

@@ -1,4 +1,4 @@
-"""Processors the worker tests run in real worker processes (`tests.worker.processors:<name>`).
+"""Processors the worker tests run in real worker processes (`tests.support.processors:<name>`).
 
 Each reads what it should do from the job's `data`. Files (not Redis) carry what the tests
 observe, so the records never add to the commands being counted.

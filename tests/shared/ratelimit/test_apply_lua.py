@@ -13,8 +13,8 @@ from shared.ratelimit.apply import script_inputs
 from shared.ratelimit.checks import RateLimitCheck
 from shared.ratelimit.policies import Algorithm, Policy
 from shared.ratelimit.state import Evaluation, PolicySpec, algorithm_letter, encode, evaluate
-from tests.shared.ratelimit_cases import ALL_CASES, INDEX, NOW, Case, case_id
-from tests.shared.ratelimit_support import KEYS, run_ratelimit_script, settings_for
+from tests.support.ratelimit import KEYS, run_ratelimit_script, settings_for
+from tests.support.ratelimit_cases import ALL_CASES, INDEX, NOW, Case, case_id
 
 MINUTE = Policy("user", 5, 60_000, Algorithm.SLIDING)
 DAY = Policy("user", 7, 86_400_000, Algorithm.SLIDING)

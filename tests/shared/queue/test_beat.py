@@ -22,7 +22,7 @@ from shared.queue.models import JobError
 from shared.queue.stats import queue_stats
 from shared.queue.status import cancel_job
 from shared.store.keys import lease_member
-from tests.worker.harness import T0_MS, QueueHarness, make_harness
+from tests.support.harness import T0_MS, QueueHarness, make_harness
 
 TIMEOUT_MS = 10_000
 BOOM = JobError(message="boom", kind="error")

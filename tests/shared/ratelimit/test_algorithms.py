@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from shared.ratelimit.algorithms import Ask, State, Verdict, apply
-from tests.shared.ratelimit_cases import ALL_CASES, Case, case_id
+from tests.support.ratelimit_cases import ALL_CASES, Case, case_id
 
 
 def run(case: Case, *, now_ms: int, state: State | None, cost: int, commit: bool) -> Verdict:

@@ -20,8 +20,8 @@ from shared.queue.leases import (
     report_progress,
 )
 from shared.queue.models import JobError, Progress
-from tests.shared.queue_support import preload_queue_scripts
-from tests.worker.harness import T0_MS, QueueHarness, make_harness
+from tests.support.harness import T0_MS, QueueHarness, make_harness
+from tests.support.scripts import preload_scripts
 
 T = TypeVar("T")
 BOOM = JobError(message="boom", kind="error")
@@ -29,7 +29,7 @@ BOOM = JobError(message="boom", kind="error")
 
 @pytest.fixture
 async def queue(gateway: Gateway, redis_direct: redis.Redis) -> QueueHarness:
-    preload_queue_scripts(redis_direct)
+    preload_scripts(redis_direct)
     return make_harness(gateway, redis_direct)
 
 

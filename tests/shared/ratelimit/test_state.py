@@ -7,7 +7,7 @@ import pytest
 
 from shared.ratelimit.policies import Algorithm
 from shared.ratelimit.state import PolicySpec, decode, encode, evaluate
-from tests.shared.ratelimit_cases import INDEX, NOW
+from tests.support.ratelimit_cases import INDEX, NOW
 
 MINUTE = PolicySpec(0, Algorithm.SLIDING, 5, 60_000)
 DAY = PolicySpec(0, Algorithm.SLIDING, 7, 86_400_000)

@@ -20,7 +20,7 @@ from shared.queue.leases import (
     report_progress,
 )
 from shared.queue.models import JobError, Progress
-from tests.worker.harness import T0_MS, QueueHarness, make_harness
+from tests.support.harness import T0_MS, QueueHarness, make_harness
 
 RETENTION_MS = 86_400_000
 BOOM = JobError(message="boom", kind="error")

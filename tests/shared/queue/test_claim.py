@@ -20,7 +20,7 @@ from shared.queue.leases import Lease
 from shared.queue.models import JobStatus
 from shared.queue.status import cancel_job
 from shared.store.keys import lease_member
-from tests.worker.harness import T0_MS, QueueHarness, make_harness
+from tests.support.harness import T0_MS, QueueHarness, make_harness
 
 
 @pytest.fixture

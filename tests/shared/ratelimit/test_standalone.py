@@ -19,10 +19,10 @@ from shared.ratelimit.decision import Decision, Reason
 from shared.ratelimit.policies import Algorithm
 from shared.ratelimit.standalone import check_rate_limits
 from shared.ratelimit.state import decode
-from shared.store.scripts import load_script
-from tests.shared.queue_support import FrozenClock
-from tests.shared.ratelimit_cases import START
-from tests.shared.ratelimit_support import KEYS, settings_for
+from tests.support.clock import FrozenClock
+from tests.support.ratelimit import KEYS, settings_for
+from tests.support.ratelimit_cases import START
+from tests.support.scripts import preload_scripts
 
 ALGORITHMS = [Algorithm.FIXED, Algorithm.SLIDING, Algorithm.TOKEN]
 
@@ -37,7 +37,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
 @pytest.fixture
 def script_loaded(redis_direct: redis.Redis) -> None:
     """On a fresh Redis the first call costs one extra request (NOSCRIPT, then EVAL), once."""
-    redis_direct.script_load(load_script("ratelimit/check_rate_limits").source)
+    preload_scripts(redis_direct)
 
 
 async def check(

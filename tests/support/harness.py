@@ -18,18 +18,8 @@ from shared.queue.models import EnqueueRequest
 from shared.queue.new_job import NewJob
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
-from shared.store.scripts import load_script
+from tests.support.scripts import preload_scripts
 
-LEASE_SCRIPTS = (
-    "queue/lease_jobs",
-    "queue/start_jobs",
-    "queue/beat",
-    "queue/settle",
-    "queue/complete_job",
-    "queue/fail_job",
-    "queue/release_jobs",
-    "queue/report_progress",
-)
 T0_MS = 1_700_000_000_000
 
 
@@ -37,14 +27,6 @@ def settings_for(gateway: Gateway, **extra: str) -> Settings:
     return load_settings(
         {"UPSTASH_REDIS_REST_URL": gateway.url, "UPSTASH_REDIS_REST_TOKEN": gateway.token, **extra}
     )
-
-
-def preload_lease_scripts(client: redis.Redis) -> None:
-    """So that every call is one EVALSHA (on a fresh Redis the first call of a script is
-    NOSCRIPT, then EVAL); scripts survive FLUSHDB."""
-    for name in LEASE_SCRIPTS:
-        script = load_script(name)
-        assert client.script_load(script.source) == script.sha1
 
 
 @dataclass
@@ -93,6 +75,6 @@ class QueueHarness:
 
 def make_harness(gateway: Gateway, direct: redis.Redis, **extra: str) -> QueueHarness:
     """Call from inside the test's event loop (the SDK client belongs to that loop)."""
-    preload_lease_scripts(direct)
+    preload_scripts(direct)
     settings = settings_for(gateway, **extra)
     return QueueHarness(settings=settings, redis=get_redis(settings), direct=direct)

@@ -26,9 +26,9 @@ from shared.queue.status import cancel_job
 from shared.ratelimit.checks import checks_for, checks_for_enqueue
 from shared.ratelimit.standalone import check_rate_limits
 from shared.store.scripts import Script, load_script, run_script, script_names, script_path
-from tests.shared.queue_support import preload_queue_scripts
-from tests.shared.redis_monitor import SCRIPT_COMMANDS, Command, Monitor, keys_of
-from tests.worker.harness import T0_MS, QueueHarness, make_harness
+from tests.support.harness import T0_MS, QueueHarness, make_harness
+from tests.support.redis_monitor import SCRIPT_COMMANDS, Command, Monitor, keys_of
+from tests.support.scripts import preload_scripts
 
 T = TypeVar("T")
 SCRIPTS = script_names()
@@ -93,8 +93,7 @@ class KeyAudit:
 
 @pytest.fixture
 def audit(local_stack: LocalStack, redis_direct: redis.Redis) -> Iterator[KeyAudit]:
-    for name in SCRIPTS:
-        redis_direct.script_load(load_script(name).source)
+    preload_scripts(redis_direct)
     monitor = Monitor(local_stack.redis.url, redis_direct)
     yield KeyAudit(monitor, redis_direct)
     monitor.close()
@@ -102,7 +101,7 @@ def audit(local_stack: LocalStack, redis_direct: redis.Redis) -> Iterator[KeyAud
 
 @pytest.fixture
 async def queue(gateway: Gateway, redis_direct: redis.Redis) -> QueueHarness:
-    preload_queue_scripts(redis_direct)
+    preload_scripts(redis_direct)
     return make_harness(gateway, redis_direct, RATELIMIT_POLICIES=POLICIES)
 
 

@@ -21,7 +21,8 @@ from shared.queue.status import cancel_job, get_job
 from shared.ratelimit.checks import RateLimitCheck, checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
-from tests.shared.queue_support import preload_queue_scripts, real_now_ms
+from tests.support.clock import real_now_ms
+from tests.support.scripts import preload_scripts
 
 RETENTION_S = 7200
 CLIENT_IP = "203.0.113.7"
@@ -29,7 +30,7 @@ CLIENT_IP = "203.0.113.7"
 
 @pytest.fixture
 def settings(gateway: Gateway, redis_direct: redis.Redis) -> Settings:
-    preload_queue_scripts(redis_direct)
+    preload_scripts(redis_direct)
     return load_settings(
         {
             "UPSTASH_REDIS_REST_URL": gateway.url,

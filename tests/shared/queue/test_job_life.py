@@ -23,23 +23,13 @@ from shared.queue.status import cancel_job, get_job
 from shared.ratelimit.checks import RateLimitCheck, checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
-from shared.store.scripts import load_script
-from tests.shared.queue_support import preload_queue_scripts, real_now_ms
-
-LEASE_SCRIPTS = (
-    "queue/lease_jobs",
-    "queue/start_jobs",
-    "queue/complete_job",
-    "queue/beat",
-    "queue/settle",
-)
+from tests.support.clock import real_now_ms
+from tests.support.scripts import preload_scripts
 
 
 @pytest.fixture
 def settings(gateway: Gateway, redis_direct: redis.Redis) -> Settings:
-    preload_queue_scripts(redis_direct)
-    for name in LEASE_SCRIPTS:
-        redis_direct.script_load(load_script(name).source)
+    preload_scripts(redis_direct)
     return load_settings(
         {"UPSTASH_REDIS_REST_URL": gateway.url, "UPSTASH_REDIS_REST_TOKEN": gateway.token}
     )
