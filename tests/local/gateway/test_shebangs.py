@@ -54,7 +54,7 @@ def test_script_errors_keep_line_numbers_of_the_original(http: httpx.Client) -> 
     script = "#!lua flags=allow-key-locking\nlocal x = 1\nreturn redis.call('NOSUCH')"
     response = http.post("/", json=["EVAL", script, 0])
     assert response.status_code == 400
-    assert "@user_script:3:" in response.json()["error"]
+    assert "@user_script:3" in response.json()["error"]  # Redis 6.2 adds ":", Valkey 9 "."
 
 
 def test_a_shebang_script_call_is_billed_as_itself_plus_its_commands(
