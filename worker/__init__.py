@@ -1,7 +1,5 @@
-"""The worker's public surface: embed it, write processors for it.
-
-    from worker import Job, PermanentError, Worker, WorkerOptions
-"""
+"""The worker's public surface, to embed it and to write processors for it:
+`from worker import Job, PermanentError, Worker, WorkerOptions`."""
 
 from shared.errors import PermanentError
 from worker.job import Job
