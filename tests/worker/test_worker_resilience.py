@@ -93,6 +93,7 @@ async def test_a_job_whose_lease_is_lost_is_abandoned_and_its_result_never_writt
     gate.touch()
     other = await queue.enqueue(now_ms=clock.now_ms(), data={"gate": str(gate)})
     await wait_for(lambda: queue.job(other).get("status") == "completed")
+    await worker.wait_for_event("completed", jobId=other)  # logged after the stored status
 
     assert lost["reason"] == "renewal refused"
     stored = queue.job(job_id)
