@@ -1,9 +1,17 @@
-"""The shared Upstash client and the one way to call it: with a deadline and safe retries.
+"""The shared Upstash client and the one way to call it: within a deadline, with safe retries.
 
 The official SDK has no request timeout and, by default, retries any failure after 3 s, which
-could apply an INCR or a script twice. Here the SDK's own retries are off; every call runs under
-`REDIS_TIMEOUT_MS`; a request is repeated only when it never left this process (connection
-refused) or when the caller says a repeat is harmless (reads). Failures become typed errors.
+could apply an INCR or a script twice. Here the SDK's own retries are off and:
+
+- the HTTP layer enforces every timeout itself (httpx's connect, write, read and pool
+  timeouts); a caller whose deadline passes stops waiting, but the request is never cancelled
+  mid-flight. Cancelling a request while its connection is being set up would leak the pool
+  slot, and a burst of such cancellations wedges the pool for good;
+- at most `MAX_IN_FLIGHT` requests run at once per client, below the pool's size, so a burst
+  waits for a slot instead of timing out inside the pool;
+- a client found wedged anyway (its pool timed out) is replaced by a fresh one;
+- a request is repeated only when it never left this process (connection refused, a few times)
+  or when the caller says a repeat is harmless (reads). Failures become typed errors.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ import asyncio
 import json
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 from upstash_redis.asyncio import Redis
@@ -29,61 +38,161 @@ from shared.errors import (
 )
 
 T = TypeVar("T")
+MAX_CONNECTIONS = 100
+MAX_IN_FLIGHT = 32
+CONNECT_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.05
 _AUTH_ERRORS = ("Unauthorized", "WRONGPASS", "NOPERM", "NOAUTH")
 _QUOTA_ERRORS = ("limit exceeded",)
 
-Endpoint = tuple[str, str]
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Endpoint, Redis]] = (
+Endpoint = tuple[str, str, int]
+
+
+@dataclass
+class _Upstash:
+    redis: Redis
+    in_flight: asyncio.Semaphore
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Endpoint, _Upstash]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def get_redis(settings: Settings) -> Redis:
     """One client per event loop and endpoint, reused by every call in a warm instance."""
+    return _upstash(settings).redis
+
+
+def _upstash(settings: Settings) -> _Upstash:
     per_endpoint = _clients.setdefault(asyncio.get_running_loop(), {})
-    endpoint: Endpoint = (settings.upstash_url, settings.upstash_token)
-    client = per_endpoint.get(endpoint)
-    if client is None:
-        client = Redis(
-            settings.upstash_url,
-            settings.upstash_token,
-            rest_encoding="base64",
-            rest_retries=0,
-            allow_telemetry=False,
-            read_your_writes=True,
-        )
-        per_endpoint[endpoint] = client
+    endpoint = _endpoint(settings)
+    upstash = per_endpoint.get(endpoint)
+    if upstash is None:
+        upstash = _Upstash(_new_client(settings), asyncio.Semaphore(MAX_IN_FLIGHT))
+        per_endpoint[endpoint] = upstash
+    return upstash
+
+
+def _endpoint(settings: Settings) -> Endpoint:
+    return (settings.upstash_url, settings.upstash_token, settings.redis_timeout_ms)
+
+
+def _new_client(settings: Settings) -> Redis:
+    client = Redis(
+        settings.upstash_url,
+        settings.upstash_token,
+        rest_encoding="base64",
+        rest_retries=0,
+        allow_telemetry=False,
+        read_your_writes=True,
+    )
+    # The SDK builds its httpx client without timeouts (it was never used: nothing to close).
+    client._http._client = httpx.AsyncClient(  # pinned SDK; a test checks this
+        timeout=httpx.Timeout(settings.redis_timeout_s),
+        limits=httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IN_FLIGHT
+        ),
+    )
     return client
 
 
+def _replace_wedged(settings: Settings, wedged: Redis) -> None:
+    per_endpoint = _clients.get(asyncio.get_running_loop(), {})
+    upstash = per_endpoint.get(_endpoint(settings))
+    if upstash is not None and upstash.redis is wedged:
+        upstash.redis = _new_client(settings)
+        asyncio.ensure_future(wedged.close())  # noqa: RUF006 - best effort, it is wedged
+
+
+def deadline_for(settings: Settings) -> float:
+    """The event loop's time by which a call started now must have its answer."""
+    return asyncio.get_running_loop().time() + settings.redis_timeout_s
+
+
 async def call_redis(
-    settings: Settings, send: Callable[[], Awaitable[T]], *, safe_to_repeat: bool = False
+    settings: Settings,
+    send: Callable[[], Awaitable[T]],
+    *,
+    safe_to_repeat: bool = False,
+    deadline: float | None = None,
 ) -> T:
-    """Run `send` (one SDK call = one HTTP request) within the deadline, mapping failures."""
+    """Run `send` (one SDK call on `get_redis(settings)`, one HTTP request) by `deadline`
+    (default: `REDIS_TIMEOUT_MS` from now), mapping failures. Past the deadline the caller
+    stops waiting; a request already sent ends by the HTTP layer's own timeouts, one still
+    waiting for a slot is never sent."""
+    upstash = _upstash(settings)
+    loop = asyncio.get_running_loop()
+    deadline = deadline_for(settings) if deadline is None else deadline
     try:
-        async with asyncio.timeout(settings.redis_timeout_s):
-            return await _send_with_retries(send, safe_to_repeat=safe_to_repeat)
+        async with asyncio.timeout_at(deadline):
+            await upstash.in_flight.acquire()  # waiting here is safe to give up
     except TimeoutError:
-        raise RedisTimeout(
-            f"Upstash did not answer within REDIS_TIMEOUT_MS={settings.redis_timeout_ms}"
-        ) from None
+        raise redis_timeout(settings) from None
+    attempt = asyncio.ensure_future(
+        _send_once(upstash, settings, send, safe_to_repeat=safe_to_repeat)
+    )
+    attempt.add_done_callback(lambda _: upstash.in_flight.release())
+    try:
+        return await asyncio.wait_for(asyncio.shield(attempt), max(0, deadline - loop.time()))
+    except TimeoutError:
+        attempt.add_done_callback(_collect)
+        raise redis_timeout(settings) from None
+
+
+def redis_timeout(settings: Settings) -> RedisTimeout:
+    return RedisTimeout(
+        f"Upstash did not answer within REDIS_TIMEOUT_MS={settings.redis_timeout_ms}"
+    )
+
+
+def _collect(attempt: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a request whose caller stopped waiting."""
+    if not attempt.cancelled():
+        attempt.exception()
+
+
+async def _send_once(
+    upstash: _Upstash, settings: Settings, send: Callable[[], Awaitable[T]], *, safe_to_repeat: bool
+) -> T:
+    try:
+        return await _send_with_retries(send, safe_to_repeat=safe_to_repeat)
+    except httpx.PoolTimeout:
+        _replace_wedged(settings, upstash.redis)
+        raise RedisTimeout("no connection to Upstash was free in time") from None
 
 
 async def _send_with_retries(send: Callable[[], Awaitable[T]], *, safe_to_repeat: bool) -> T:
-    while True:
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
             return await send()
-        except httpx.ConnectError:
-            pass  # the request never left: repeating cannot apply anything twice
+        except httpx.ConnectError as error:
+            # The request never left: repeating cannot apply anything twice.
+            if attempt == CONNECT_ATTEMPTS:
+                raise RedisUnavailable(f"cannot connect to Upstash: {_reason(error)}") from None
+        except httpx.PoolTimeout:
+            raise
+        except httpx.TimeoutException:
+            raise RedisTimeout("Upstash did not answer in time") from None
         except httpx.TransportError as error:
             if not safe_to_repeat:
-                raise RedisUnavailable(f"request to Upstash failed: {error!r}") from None
+                raise RedisUnavailable(f"request to Upstash failed: {_reason(error)}") from None
         except UpstashError as error:
             raise _classify(str(error)) from None
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise BadRedisReply(f"Upstash sent a reply that is not valid: {error!r}") from None
         await asyncio.sleep(RETRY_PAUSE_S)
+    raise RedisUnavailable("request to Upstash failed")  # only after repeatable failures
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, in words: the innermost cause (`connection refused` for a wrong URL)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused ({cause})"
+        cause = cause.__cause__ or cause.__context__
+    return str(error) or type(error).__name__
 
 
 def _classify(message: str) -> AppError:

@@ -8,11 +8,13 @@ so the enqueue script applies rate limits with the same Lua as `ratelimit-check`
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from upstash_redis.asyncio import Redis
@@ -20,7 +22,7 @@ from upstash_redis.typing import RESTResultT
 
 from shared.config.settings import Settings
 from shared.errors import RedisCommandError
-from shared.store.client import call_redis
+from shared.store.client import call_redis, deadline_for, redis_timeout
 
 SHARED_DIR = Path(__file__).parent.parent
 SCRIPT_NAME = re.compile(r"^[a-z_]+/[a-z_]+$")
@@ -80,18 +82,89 @@ async def run_script(
     *,
     safe_to_repeat: bool = False,
 ) -> RESTResultT:
-    """One HTTP request in the normal case; a second (EVAL) only when Redis lacks the script."""
-    try:
+    """One request (EVALSHA) once this instance has seen Redis take the script. Until then, or
+    after Redis lost it (NOSCRIPT), one call at a time per script finds out and sends the source
+    (EVAL) if needed, so a burst of cold calls sends the script once, not once per call."""
+    call = _ScriptCall(redis, settings, script, list(keys), list(args), safe_to_repeat)
+    return await call.run()
+
+
+@dataclass
+class _ScriptCall:
+    redis: Redis
+    settings: Settings
+    script: Script
+    keys: list[str]
+    args: list[ScriptArg]
+    safe_to_repeat: bool
+    deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = deadline_for(self.settings)
+
+    @property
+    def cached(self) -> tuple[str, str]:
+        return (self.settings.upstash_url, self.script.sha1)
+
+    async def run(self) -> RESTResultT:
+        seen = _loads.get(self.cached)
+        if seen is not None:
+            try:
+                return await self.evalsha()
+            except RedisCommandError as error:
+                if not _is_noscript(error):
+                    raise
+        lock = await self._load_lock()
+        try:
+            loads = _loads.get(self.cached)
+            if loads == seen:  # nobody loaded it since this call found it missing (or ever)
+                reply = await (self.evalsha_or_eval() if seen is None else self.eval_source())
+                _loads[self.cached] = (loads or 0) + 1
+                return reply
+        finally:
+            lock.release()
+        return await self.evalsha()
+
+    async def evalsha(self) -> RESTResultT:
+        sha = self.script.sha1
+        return await self._call(lambda: self.redis.evalsha(sha, self.keys, self.args))  # type: ignore[arg-type]
+
+    async def eval_source(self) -> RESTResultT:
+        source = self.script.source
+        return await self._call(lambda: self.redis.eval(source, self.keys, self.args))  # type: ignore[arg-type]
+
+    async def evalsha_or_eval(self) -> RESTResultT:
+        try:
+            return await self.evalsha()
+        except RedisCommandError as error:
+            if not _is_noscript(error):
+                raise
+        return await self.eval_source()
+
+    async def _call(self, send: Callable[[], Awaitable[RESTResultT]]) -> RESTResultT:
         return await call_redis(
-            settings,
-            lambda: redis.evalsha(script.sha1, list(keys), list(args)),  # type: ignore[arg-type]
-            safe_to_repeat=safe_to_repeat,
+            self.settings, send, safe_to_repeat=self.safe_to_repeat, deadline=self.deadline
         )
-    except RedisCommandError as error:
-        if not error.message.startswith("NOSCRIPT"):
-            raise
-    return await call_redis(
-        settings,
-        lambda: redis.eval(script.source, list(keys), list(args)),  # type: ignore[arg-type]
-        safe_to_repeat=safe_to_repeat,
-    )
+
+    async def _load_lock(self) -> asyncio.Lock:
+        """The script's loading lock, acquired within the deadline (waiting is safe to give up)."""
+        per_loop = _loading.setdefault(asyncio.get_running_loop(), {})
+        lock = per_loop.setdefault(self.cached, asyncio.Lock())
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                await lock.acquire()
+        except TimeoutError:
+            raise redis_timeout(self.settings) from None
+        return lock
+
+
+# (endpoint, sha1) -> how many times this instance has seen Redis take the script: a call that
+# met NOSCRIPT sends the source only if nobody did since.
+_loads: dict[tuple[str, str], int] = {}
+_loading: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+def _is_noscript(error: RedisCommandError) -> bool:
+    return error.message.startswith("NOSCRIPT")

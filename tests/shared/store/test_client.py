@@ -6,7 +6,7 @@ import pytest
 
 from local.stack import Gateway, LocalStack, start_gateway
 from shared.config.settings import Settings, load_settings
-from shared.errors import RedisCommandError, RedisTimeout, ServerMisconfigured
+from shared.errors import RedisCommandError, RedisTimeout, RedisUnavailable, ServerMisconfigured
 from shared.store.client import call_redis, get_redis
 
 TIMEOUT_MS = 400
@@ -44,18 +44,21 @@ async def test_the_client_is_reused_within_an_event_loop(gateway: Gateway) -> No
     assert get_redis(settings) is get_redis(settings)
 
 
-async def test_a_stopped_endpoint_fails_within_the_timeout_as_a_typed_error(
+async def test_a_refused_connection_fails_fast_as_unavailable_and_says_so(
     stopped_gateway: Gateway,
 ) -> None:
     settings = settings_for(stopped_gateway.url, stopped_gateway.token)
     redis = get_redis(settings)
     started = time.monotonic()
 
-    with pytest.raises(RedisTimeout) as raised:
+    with pytest.raises(RedisUnavailable) as raised:
         await call_redis(settings, lambda: redis.incr("counter"))
 
     elapsed_ms = (time.monotonic() - started) * 1000
-    assert elapsed_ms < TIMEOUT_MS + 1500  # generous margin: a shared, noisy machine
+    assert elapsed_ms < TIMEOUT_MS, "a refused connection is known at once, not at the deadline"
+    assert not isinstance(raised.value, RedisTimeout)
+    assert "connection refused" in raised.value.detail
+    assert raised.value.code == "redis_unavailable"
     assert raised.value.status == 503
     assert raised.value.headers["Retry-After"] == "1"
 
