@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from shared import clock
-from shared.store.json_text import compact_json
+from shared.store.json_text import MAX_JSON_DEPTH, TooDeep, compact_json
 
 JOB_TYPE_PATTERN = r"^[a-z0-9_.:-]{1,64}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,128}$"  # printable ASCII: the same in a header
@@ -24,6 +24,8 @@ MAX_USER_ID_CHARS = 256
 DEFAULT_PRIORITY = 5
 MAX_PRIORITY = 9
 MAX_DELAY_MS = 30 * 86_400_000
+# As seconds, the years 2001 to 5138; as milliseconds, January 1970 to 1973: plainly seconds.
+EPOCH_SECONDS_RANGE = (1_000_000_000, 100_000_000_000)
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_ATTEMPTS = 20
 DEFAULT_TIMEOUT_MS = 300_000
@@ -90,6 +92,10 @@ class EnqueueRequest(ApiModel):
     def _data_fits(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         try:
             size = len(compact_json(value).encode())
+        except TooDeep:
+            raise PydanticCustomError(
+                "too_deep", "is nested deeper than {limit} levels", {"limit": MAX_JSON_DEPTH}
+            ) from None
         except ValueError:
             raise PydanticCustomError(
                 "json_invalid", "must be plain JSON (no NaN or Infinity)"
@@ -110,6 +116,12 @@ class EnqueueRequest(ApiModel):
             return value
         if info.data.get("delay_ms") is not None:
             raise PydanticCustomError("conflict", "send delayMs or runAt, not both")
+        if EPOCH_SECONDS_RANGE[0] <= value < EPOCH_SECONDS_RANGE[1]:
+            raise PydanticCustomError(
+                "epoch_seconds",
+                "is {value}, epoch seconds (a date in {year}); send epoch milliseconds",
+                {"value": value, "year": 1970 + value // 31_556_952},
+            )
         now_ms = (info.context or {}).get("now_ms") or clock.now_ms()
         if value > now_ms + MAX_DELAY_MS:
             raise PydanticCustomError("too_far_ahead", "must be at most 30 days ahead")

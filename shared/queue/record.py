@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from shared.errors import BadRedisReply
 from shared.queue.models import JobError, JobView, Progress, WorkerInfo
-from shared.store.json_text import compact_json
+from shared.store.json_text import compact_json, load_json
 
 if TYPE_CHECKING:
     from shared.queue.new_job import NewJob
@@ -81,7 +81,7 @@ def workers_from_hash(workers: Mapping[str, str]) -> list[WorkerInfo]:
     """The `workers` HASH (id -> heartbeat JSON), validated."""
     try:
         return [
-            WorkerInfo.model_validate({**json.loads(info), "id": worker_id})
+            WorkerInfo.model_validate({**load_json(info), "id": worker_id})
             for worker_id, info in sorted(workers.items())
         ]
     except (ValueError, TypeError, ValidationError) as error:
@@ -103,4 +103,4 @@ def _integer(fields: Mapping[str, str], name: str) -> int | None:
 
 def _json(fields: Mapping[str, str], name: str) -> Any:
     raw = fields.get(name) or None
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else load_json(raw)

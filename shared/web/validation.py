@@ -28,6 +28,8 @@ def parse_json(
         payload = json.loads(request.body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise MalformedRequest("the body is nested too deeply to parse") from None
     return validate(model, payload, context=context)
 
 

@@ -13,8 +13,11 @@ import jwt
 import pytest
 import redis
 
+from functions import ratelimit_check
 from shared.config.settings import get_settings
 from shared.queue.models import ENQUEUE_BODY_FACTOR, ENQUEUE_ENVELOPE_BYTES, MAX_DELAY_MS
+from shared.store.json_text import MAX_JSON_DEPTH
+from shared.web.types import ASGIApp
 from tests.support.api import SERVICE_KEY, QueueApi, make_user_token
 from tests.support.clock import FrozenClock
 
@@ -163,6 +166,58 @@ async def test_data_of_exactly_max_job_data_bytes_is_accepted(
         "/api/enqueue", json={**JOB, "data": data}, headers=user_headers()
     )
     assert response.status_code == 202
+
+
+async def test_a_run_at_in_epoch_seconds_is_422_saying_so(
+    queue_api: QueueApi,
+    user_headers: Callable[..., dict[str, str]],
+    nothing_reached_redis: Callable[[], None],
+) -> None:
+    body = {**JOB, "runAt": 1_796_160_000}
+    response = await queue_api.enqueue.post("/api/enqueue", json=body, headers=user_headers())
+    errors = problem(response, 422, "validation_failed")["errors"]
+    assert [(e["field"], e["type"]) for e in errors] == [("runAt", "epoch_seconds")]
+    assert "epoch milliseconds" in errors[0]["message"]
+    nothing_reached_redis()
+
+
+@pytest.mark.parametrize(("depth", "status"), [(MAX_JSON_DEPTH, 202), (MAX_JSON_DEPTH + 1, 422)])
+async def test_data_nested_deeper_than_the_cap_is_422_naming_the_limit(
+    queue_api: QueueApi, user_headers: Callable[..., dict[str, str]], depth: int, status: int
+) -> None:
+    data = nested(depth - 1, {"x": 1})  # the data object itself is one level
+    response = await queue_api.enqueue.post(
+        "/api/enqueue", json={**JOB, "data": data}, headers=user_headers()
+    )
+    assert response.status_code == status
+    if status == 422:
+        errors = problem(response, 422, "validation_failed")["errors"]
+        assert [(e["field"], e["type"]) for e in errors] == [("data", "too_deep")]
+        assert f"deeper than {MAX_JSON_DEPTH} levels" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/enqueue", "/api/ratelimit-check"])
+async def test_a_body_nested_5000_levels_deep_is_400_not_500(
+    queue_api: QueueApi,
+    call_function: Callable[[ASGIApp], httpx.AsyncClient],
+    user_headers: Callable[..., dict[str, str]],
+    nothing_reached_redis: Callable[[], None],
+    path: str,
+) -> None:
+    client = queue_api.enqueue if path == "/api/enqueue" else call_function(ratelimit_check.app)
+    content = b'{"type": "t", "data": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001
+    response = await client.post(
+        path, content=content, headers=user_headers() | {"Content-Type": "application/json"}
+    )
+    assert "nested too deeply" in problem(response, 400, "malformed_request")["detail"]
+    nothing_reached_redis()
+
+
+def nested(levels: int, inner: object) -> dict[str, Any]:
+    value: Any = inner
+    for _ in range(levels):
+        value = {"a": value}
+    return value  # type: ignore[no-any-return]
 
 
 # 400, 413, 415 ----------------------------------------------------------------------------------

@@ -228,6 +228,8 @@ def test_a_job_without_owner_has_a_null_user_id() -> None:
         {"progress": '{"percent":101}'},
         {"error": '{"message":"no kind"}'},
         {"result": "undefined"},
+        {"result": "[" * 5_000 + "]" * 5_000},
+        {"result": "[" * 33 + "]" * 33},
     ],
 )
 def test_a_stored_job_in_an_unexpected_shape_is_a_bad_redis_reply(
