@@ -47,6 +47,9 @@ def identifier(caller: Caller, body: RateLimitCheckRequest) -> str:
         raise Forbidden("only a service key may name an identifier; users check their own")
     if body.cost < 0:
         raise Forbidden("only a service key may refund (negative cost)")
+    if body.cost > caller.settings.ratelimit_user_max_cost:
+        limit = caller.settings.ratelimit_user_max_cost
+        raise Forbidden(f"users may spend at most cost {limit} per call (RATELIMIT_USER_MAX_COST)")
     if body.policy != "ip":
         return caller.principal.user_id or ""
     if caller.ip is None:

@@ -51,6 +51,9 @@ class Settings(BaseModel):
     ratelimit_fail_mode: Literal["closed", "open"] = Field(
         alias="RATELIMIT_FAIL_MODE", default="closed"
     )
+    # An end user's `cost` in ratelimit-check: more would let one user empty a shared budget
+    # (everyone behind one NAT shares an `ip` policy).
+    ratelimit_user_max_cost: int = Field(alias="RATELIMIT_USER_MAX_COST", default=1, ge=1, le=1000)
     auth_jwt_secret: str | None = Field(alias="AUTH_JWT_SECRET", default=None, min_length=32)
     auth_jwks_url: HttpUrl | None = Field(alias="AUTH_JWKS_URL", default=None)
     auth_jwt_audience: str | None = Field(alias="AUTH_JWT_AUDIENCE", default=None)

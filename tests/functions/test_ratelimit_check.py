@@ -134,11 +134,33 @@ async def test_a_peek_reads_without_consuming(
 
 
 async def test_cost_takes_several_units_at_once(
-    policies: Callable[..., None], post: Post, user_headers: Callable[..., dict[str, str]]
+    policies: Callable[..., None], post: Post, service_headers: dict[str, str]
 ) -> None:
     policies("user:10/1m")
-    assert (await post(user_headers("u-1"), policy="user", cost=7)).json()["remaining"] == 3
-    assert not (await post(user_headers("u-1"), policy="user", cost=4)).json()["allowed"]
+    spend = {"policy": "user", "identifier": "u-1"}
+    assert (await post(service_headers, **spend, cost=7)).json()["remaining"] == 3
+    assert not (await post(service_headers, **spend, cost=4)).json()["allowed"]
+
+
+async def test_a_user_may_spend_only_cost_1_unless_configured(
+    policies: Callable[..., None],
+    post: Post,
+    user_headers: Callable[..., dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    gateway_requests: Callable[[], int],
+) -> None:
+    policies("user:100/1d,ip:20/1h")
+    before = gateway_requests()
+    for policy in ("ip", "user"):
+        refused = await post(user_headers("u-1"), policy=policy, cost=13)
+        assert refused.status_code == 403
+        assert "RATELIMIT_USER_MAX_COST" in refused.json()["detail"]
+    assert gateway_requests() == before, "refused before Redis"
+
+    monkeypatch.setenv("RATELIMIT_USER_MAX_COST", "13")
+    get_settings.cache_clear()
+    allowed = await post(user_headers("u-1"), policy="user", cost=13)
+    assert (allowed.status_code, allowed.json()["remaining"]) == (200, 87)
 
 
 async def test_the_ip_policy_limits_the_callers_address(
