@@ -12,6 +12,7 @@ ROUTES = {
     "/api/status": "functions.status",
     "/api/stats": "functions.stats",
     "/api/ratelimit-check": "functions.ratelimit_check",
+    "/api/errors": "functions.errors",
 }
 
 
@@ -36,7 +37,7 @@ async def dev_app(scope: Scope, receive: Receive, send: Send) -> None:
 async def _not_found(send: Send) -> None:
     body = json.dumps(
         {
-            "type": "/docs/errors#not_found",
+            "type": "/api/errors#not_found",
             "title": "Not found",
             "status": 404,
             "detail": f"no such endpoint; try one of {', '.join(ROUTES)}",

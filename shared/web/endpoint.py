@@ -127,6 +127,8 @@ async def _read_body(receive: Receive, max_body_bytes: int) -> bytes:
 async def _send_response(send: Send, response: Response) -> None:
     if response.body is None:
         payload = b""
+    elif isinstance(response.body, str):  # a page: text as it is
+        payload = response.body.encode()
     else:
         payload = json.dumps(response.body, separators=(",", ":")).encode()
     headers = [

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import AppError
+from shared.web.error_catalogue import problem_type
 from shared.web.messages import Response
 
 
 def problem_response(error: AppError, request_id: str) -> Response:
     body: dict[str, Any] = {
-        "type": f"/docs/errors#{error.code}",
+        "type": problem_type(error.code),
         "title": error.title,
         "status": error.status,
         "detail": error.detail,
