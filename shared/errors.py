@@ -11,6 +11,7 @@
     ├── PayloadTooLarge           413 payload_too_large
     ├── UnsupportedMediaType      415 unsupported_media_type
     ├── ValidationFailed          422 validation_failed (with errors[])
+    ├── IdempotencyKeyReused      422 idempotency_key_reused
     ├── RateLimited               429 rate_limited (with the rate-limit headers)
     ├── ServerMisconfigured       500 server_misconfigured
     ├── BadRedisReply             502 bad_redis_reply
@@ -101,6 +102,16 @@ class ValidationFailed(
     AppError, status=422, code="validation_failed", title="Request failed validation"
 ):
     pass
+
+
+class IdempotencyKeyReused(
+    AppError,
+    status=422,
+    code="idempotency_key_reused",
+    title="Idempotency key reused with a different request",
+):
+    """A known idempotency key came with another request: as Stripe and the IETF
+    Idempotency-Key draft answer it (the same request replays the original job instead)."""
 
 
 class RateLimited(AppError, status=429, code="rate_limited", title="Rate limit exceeded"):

@@ -14,7 +14,7 @@ from upstash_redis.asyncio import Redis
 from upstash_redis.typing import RESTResultT
 
 from shared.config.settings import Settings
-from shared.errors import BadRedisReply
+from shared.errors import BadRedisReply, IdempotencyKeyReused
 from shared.queue.models import JobStatus, JobView
 from shared.queue.new_job import NewJob
 from shared.queue.record import job_from_hash, new_job_fields
@@ -74,7 +74,7 @@ def _script_args(keys: QueueKeys, job: NewJob, limits: LimitInputs) -> list[Scri
         len(limits.args),
         len(limits.peek_args),
         job.created_at_ms,
-        "1" if job.idempotency_key else "0",
+        job.fingerprint if job.idempotency_key else "",
         job.id,
         job.score,
         keys.events_channel,
@@ -88,6 +88,11 @@ def _script_args(keys: QueueKeys, job: NewJob, limits: LimitInputs) -> list[Scri
 
 def _read_reply(job: NewJob, reply: RESTResultT) -> LimitedReply[_Stored]:
     match reply:
+        case ["reused"]:
+            raise IdempotencyKeyReused(
+                "this idempotency key was used for a different request (type, data, priority, "
+                "delay, attempts or timeout); send a new key for a new request"
+            )
         case ["created", rate_limits]:
             return LimitedReply(True, rate_limits, _Stored(job.view(), replayed=False))
         case ["denied", rate_limits]:

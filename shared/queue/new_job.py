@@ -6,11 +6,13 @@ names the same job (`shared.queue.job_ids`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.models import EnqueueRequest, JobStatus, JobView
 from shared.queue.record import job_from_hash, new_job_fields
+from shared.store.json_text import compact_json
 from shared.store.keys import SCORE_PRIORITY_STEP
 from shared.store.replies import as_pairs
 
@@ -37,6 +39,21 @@ class NewJob:
         if self.status is JobStatus.DELAYED:
             return self.run_at_ms
         return self.request.priority * SCORE_PRIORITY_STEP + self.run_at_ms
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two requests with one idempotency key the same request."""
+        request = self.request
+        same = [
+            request.type,
+            request.data,
+            request.priority,
+            request.delay_ms,
+            request.run_at,
+            request.max_attempts,
+            request.timeout_ms,
+        ]
+        return hashlib.sha256(compact_json(same).encode()).hexdigest()[:32]
 
     def view(self) -> JobView:
         """The job as `status` will show it once stored."""

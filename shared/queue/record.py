@@ -2,7 +2,8 @@
 and a worker's heartbeat in the `workers` HASH. Fields are strings; "" or absent means null.
 
 Job HASH fields: id type userId status priority attempts maxAttempts timeoutMs data progress
-result error (JSON text) createdAt runAt startedAt finishedAt (epoch ms) token idempotencyKey.
+result error (JSON text) createdAt runAt startedAt finishedAt (epoch ms) token idempotencyKey
+requestHash (the fingerprint of an idempotent request).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def new_job_fields(job: NewJob) -> list[str]:
         "createdAt": str(job.created_at_ms),
         "runAt": str(job.run_at_ms),
         "idempotencyKey": job.idempotency_key or "",
+        "requestHash": job.fingerprint if job.idempotency_key else "",
     }
     return [item for name, value in fields.items() if value for item in (name, value)]
 

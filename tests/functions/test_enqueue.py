@@ -148,7 +148,6 @@ async def test_a_service_key_without_user_id_creates_a_job_only_services_see(
 BODY_KEY = {"json": {**JOB, "idempotencyKey": "order-7"}}
 HEADER_KEY = {"json": JOB, "headers": {"Idempotency-Key": "order-7"}}
 BOTH_KEYS = {**BODY_KEY, "headers": {"Idempotency-Key": "order-7"}}
-OTHER_BODY = {"json": {**JOB, "priority": 0, "idempotencyKey": "order-7"}}
 
 
 @pytest.mark.parametrize(
@@ -157,9 +156,9 @@ OTHER_BODY = {"json": {**JOB, "priority": 0, "idempotencyKey": "order-7"}}
         (BODY_KEY, BODY_KEY),
         (HEADER_KEY, HEADER_KEY),
         (BODY_KEY, HEADER_KEY),
-        (BOTH_KEYS, OTHER_BODY),
+        (BOTH_KEYS, BODY_KEY),
     ],
-    ids=["body", "header", "body-then-header", "both-then-other-body"],
+    ids=["body", "header", "body-then-header", "both-then-body"],
 )
 async def test_a_repeated_idempotency_key_replays_the_original_job_and_writes_nothing(
     queue_api: QueueApi,
@@ -185,6 +184,40 @@ async def test_a_repeated_idempotency_key_replays_the_original_job_and_writes_no
     assert replayed.headers["idempotent-replayed"] == "true"
     assert replayed.headers["location"] == created.headers["location"]
     assert replayed.json() == created.json()
+    assert redis_snapshot(redis_direct) == snapshot
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "image.upscale"},
+        {"data": {"prompt": "a dog"}},
+        {"priority": 0},
+        {"delayMs": 1000},
+        {"maxAttempts": 1},
+        {"timeoutMs": 60_000},
+    ],
+    ids=["type", "data", "priority", "delay", "attempts", "timeout"],
+)
+async def test_a_key_reused_with_a_different_request_is_422_and_writes_nothing(
+    queue_api: QueueApi,
+    *,
+    user_headers: Callable[..., dict[str, str]],
+    redis_direct: redis.Redis,
+    gateway_requests: Callable[[], int],
+    change: dict[str, Any],
+) -> None:
+    auth = user_headers("u-1") | {"Idempotency-Key": "order-7"}
+    created = await queue_api.enqueue.post("/api/enqueue", json=JOB, headers=auth)
+    assert created.status_code == 202
+    snapshot, before = redis_snapshot(redis_direct), gateway_requests()
+
+    reused = await queue_api.enqueue.post("/api/enqueue", json={**JOB, **change}, headers=auth)
+
+    assert reused.status_code == 422
+    assert reused.headers["content-type"] == "application/problem+json"
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert gateway_requests() - before == 1
     assert redis_snapshot(redis_direct) == snapshot
 
 

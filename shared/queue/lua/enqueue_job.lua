@@ -10,7 +10,7 @@
 --   ARGV[3]    number of rate-limit arguments that only read (the last ARGV[3] entries of ARGV;
 --              used for the headers of a replay, which consumes nothing)
 --   ARGV[4]    now_ms, the caller's clock (epoch ms)
---   ARGV[5]    '1' when the request carries an idempotency key, else '0'
+--   ARGV[5]    the request's fingerprint when it carries an idempotency key, else ''
 --   ARGV[6]    job id
 --   ARGV[7]    score in KEYS[2]: priority * 1e13 + readyAtMs (ready) or runAt (delayed)
 --   ARGV[8]    events channel
@@ -23,6 +23,9 @@
 --   one of
 --   {'replayed', <HGETALL of the existing job>, rl_reply}
 --              the idempotency key is known: nothing consumed (rl_reply from the peek)
+--   {'reused'}
+--              the idempotency key is known for a different request (another fingerprint):
+--              nothing written
 --   {'denied', rl_reply}
 --              a rate limit denies: nothing written
 --   {'created', rl_reply}
@@ -44,9 +47,14 @@ end
 local rl_keys = slice(KEYS, #KEYS - n_rl_keys + 1, n_rl_keys)
 local peek_from = #ARGV - n_peek_args + 1
 
-if ARGV[5] == '1' then
+if ARGV[5] ~= '' then
   local existing = redis.call('HGETALL', KEYS[1])
   if #existing > 0 then
+    for i = 1, #existing, 2 do
+      if existing[i] == 'requestHash' and existing[i + 1] ~= ARGV[5] then
+        return {'reused'}
+      end
+    end
     local _, peek_reply = apply_rate_limits(rl_keys, slice(ARGV, peek_from, n_peek_args), now_ms)
     return {'replayed', existing, peek_reply}
   end

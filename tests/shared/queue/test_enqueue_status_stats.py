@@ -3,6 +3,7 @@ idempotency, cancellation, stats, and what each costs (requests and billed comma
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import redis
 
 from local.stack import Gateway
 from shared.config.settings import Settings, load_settings
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, IdempotencyKeyReused, NotFound
 from shared.queue.enqueue import Enqueued, enqueue_job
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.models import EnqueueRequest, JobStatus, JobView, enqueue_context
@@ -190,7 +191,9 @@ async def test_the_job_hash_holds_what_a_worker_needs(
         "createdAt": str(now_ms),
         "runAt": str(now_ms),
         "idempotencyKey": "order-1",
+        "requestHash": redis_direct.hget(keys.job(job.id), "requestHash"),
     }
+    assert re.fullmatch(r"[0-9a-f]{32}", redis_direct.hget(keys.job(job.id), "requestHash") or "")
     assert redis_direct.pttl(keys.job(job.id)) == -1  # live jobs never expire
 
 
@@ -210,9 +213,19 @@ async def test_a_known_idempotency_key_replays_the_job_and_writes_nothing(
 ) -> None:
     first = await enqueue(settings, now_ms, idempotency_key="order-1")
     snapshot = {key: redis_direct.dump(key) for key in redis_direct.scan_iter()}
-    again = await enqueue(settings, now_ms + 1000, idempotency_key="order-1", priority=0)
+    again = await enqueue(settings, now_ms + 1000, idempotency_key="order-1")
     assert (first.replayed, again.replayed) == (False, True)
     assert again.job == first.job
+    assert {key: redis_direct.dump(key) for key in redis_direct.scan_iter()} == snapshot
+
+
+async def test_a_known_key_with_another_request_is_refused_and_writes_nothing(
+    settings: Settings, redis_direct: redis.Redis, now_ms: int
+) -> None:
+    await enqueue(settings, now_ms, idempotency_key="order-1")
+    snapshot = {key: redis_direct.dump(key) for key in redis_direct.scan_iter()}
+    with pytest.raises(IdempotencyKeyReused):
+        await enqueue(settings, now_ms + 1000, idempotency_key="order-1", priority=0)
     assert {key: redis_direct.dump(key) for key in redis_direct.scan_iter()} == snapshot
 
 
