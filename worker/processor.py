@@ -3,8 +3,9 @@
 A processor is a sync or async callable taking a `worker.job.Job` and returning a JSON value.
 Async processors run on the worker's event loop; sync ones run in a daemon thread each, so a
 processor that never returns cannot block the worker's exit. A timeout (the job's `timeoutMs`)
-cancels an async processor; a sync one cannot be killed from outside: the worker stops waiting
-for it, records the timeout, and drops whatever it returns later.
+cancels an async processor; a sync one cannot be killed from outside: the attempt ends at the
+timeout all the same, and the caller learns from `stopped` when the thread really returns (the
+worker keeps its slot taken until then, and drops whatever it returned).
 """
 
 from __future__ import annotations
@@ -66,29 +67,71 @@ def is_async(processor: Processor) -> bool:
     return inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(call)
 
 
-async def run_attempt(processor: Processor, job: Job, max_result_bytes: int) -> AttemptResult:
+async def run_attempt(
+    processor: Processor,
+    job: Job,
+    max_result_bytes: int,
+    *,
+    stopped: asyncio.Future[str] | None = None,
+    after: asyncio.Future[str] | None = None,
+) -> AttemptResult:
     """Run the processor under the job's timeout and classify how it ended. Cancellation (the
-    lease was lost, or shutdown) propagates: it is not an outcome."""
+    lease was lost, or shutdown) propagates: it is not an outcome.
+
+    `stopped`, if given, resolves once the processor has really returned, with how it ended
+    ("returned" or "raised <type>"): for a sync processor that may be long after a timeout or a
+    cancel ended the attempt. `after`, if given, is awaited first, within the timeout: the
+    `stopped` of an earlier attempt of the same job whose processor is still running."""
     deadline = asyncio.timeout(job.timeout_ms / 1000)
+    called = False
     try:
         async with deadline:
-            result = await _call(processor, job)
+            if after is not None and not after.done():
+                await asyncio.shield(after)
+            called = True
+            result = await _call(processor, job, stopped)
     except TimeoutError as error:
         if deadline.expired():
-            message = f"the processor ran longer than timeoutMs={job.timeout_ms}"
-            return Failed(JobError(message=message, kind="timeout"), permanent=False)
+            return _timed_out(job, still_waiting=not called)
         return _failure(error, "error", permanent=False)
     except PermanentError as error:
         return _failure(error, "permanent", permanent=True)
     except Exception as error:  # noqa: BLE001 - any processor failure is a failed attempt
         return _failure(error, "error", permanent=False)
+    finally:
+        if not called:
+            _note_end(stopped, "not called")
     return encode_result(result, max_result_bytes)
 
 
-def _call(processor: Processor, job: Job) -> Awaitable[Any]:
+def _timed_out(job: Job, *, still_waiting: bool) -> Failed:
+    if still_waiting:
+        message = f"an earlier attempt was still running after timeoutMs={job.timeout_ms}"
+    else:
+        message = f"the processor ran longer than timeoutMs={job.timeout_ms}"
+    return Failed(JobError(message=message, kind="timeout"), permanent=False)
+
+
+def _call(processor: Processor, job: Job, stopped: asyncio.Future[str] | None) -> Awaitable[Any]:
     if is_async(processor):
-        return processor(job)  # type: ignore[no-any-return]
-    return run_in_daemon_thread(processor, job)
+        return _noting_the_end(processor(job), stopped)
+    return run_in_daemon_thread(processor, job, stopped)
+
+
+async def _noting_the_end(call: Awaitable[T], stopped: asyncio.Future[str] | None) -> T:
+    """An async processor ends with the await (a cancel is delivered into it)."""
+    try:
+        value = await call
+    except BaseException as error:
+        _note_end(stopped, f"raised {type(error).__name__}")
+        raise
+    _note_end(stopped, "returned")
+    return value
+
+
+def _note_end(stopped: asyncio.Future[str] | None, how: str) -> None:
+    if stopped is not None and not stopped.done():
+        stopped.set_result(how)
 
 
 def _failure(error: BaseException, kind: str, *, permanent: bool) -> Failed:
@@ -110,8 +153,11 @@ def encode_result(result: object, max_result_bytes: int) -> AttemptResult:
     return Succeeded(text)
 
 
-async def run_in_daemon_thread(function: Callable[[Job], T], job: Job) -> T:
-    """Like `asyncio.to_thread`, but in a daemon thread, which never delays the process exit."""
+async def run_in_daemon_thread(
+    function: Callable[[Job], T], job: Job, stopped: asyncio.Future[str] | None = None
+) -> T:
+    """Like `asyncio.to_thread`, but in a daemon thread, which never delays the process exit.
+    Cancelling the wait does not stop the thread: `stopped` resolves when it returns."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
@@ -120,9 +166,9 @@ async def run_in_daemon_thread(function: Callable[[Job], T], job: Job) -> T:
         try:
             value = context.run(function, job)
         except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
-            _resolve(loop, future.set_exception, future, error)
+            _resolve(loop, future, stopped, f"raised {type(error).__name__}", error=error)
         else:
-            _resolve(loop, future.set_result, future, value)
+            _resolve(loop, future, stopped, "returned", value=value)
 
     threading.Thread(target=target, name=f"job-{job.id}", daemon=True).start()
     return await future
@@ -130,13 +176,20 @@ async def run_in_daemon_thread(function: Callable[[Job], T], job: Job) -> T:
 
 def _resolve(
     loop: asyncio.AbstractEventLoop,
-    setter: Callable[[Any], None],
     future: asyncio.Future[Any],
-    value: object,
+    stopped: asyncio.Future[str] | None,
+    how: str,
+    *,
+    value: object = None,
+    error: BaseException | None = None,
 ) -> None:
     def apply() -> None:
         if not future.done():  # cancelled: nobody waits for this value any more
-            setter(value)
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+        _note_end(stopped, how)
 
     # RuntimeError: the loop has closed; the worker is gone, and so is any interest in the value.
     with contextlib.suppress(RuntimeError):

@@ -45,9 +45,20 @@ class QueueHandle:
 
 class JobRun:
     def __init__(
-        self, queue: QueueHandle, claimed: ClaimedJob, processor: Processor, backoff: Backoff
+        self,
+        queue: QueueHandle,
+        claimed: ClaimedJob,
+        processor: Processor,
+        backoff: Backoff,
+        *,
+        after: asyncio.Future[str] | None = None,
     ) -> None:
         self.claimed = claimed
+        # Resolves when the processor has really returned (see `run_attempt`); None until the
+        # attempt begins. `after` is the `stopped` of an earlier attempt of this job that still
+        # runs: this attempt waits for it.
+        self.stopped: asyncio.Future[str] | None = None
+        self._after = after
         self.lease_valid_until_ms = clock.now_ms() + claimed.timeout_ms
         self._queue = queue
         self._processor = processor
@@ -61,6 +72,11 @@ class JobRun:
     @property
     def job_id(self) -> str:
         return self.claimed.lease.job_id
+
+    @property
+    def processor_running(self) -> bool:
+        """Still true after the attempt ended when a sync processor overran or was cancelled."""
+        return self.stopped is not None and not self.stopped.done()
 
     async def execute(self) -> LeaseOutcome | None:
         """Run one attempt and report it; None when the report could not be made in time."""
@@ -89,7 +105,14 @@ class JobRun:
             timeout_ms=self.claimed.timeout_ms,
             _report=reporter.report,
         )
-        return await run_attempt(self._processor, job, self._queue.settings.max_result_bytes)
+        self.stopped = asyncio.get_running_loop().create_future()
+        return await run_attempt(
+            self._processor,
+            job,
+            self._queue.settings.max_result_bytes,
+            stopped=self.stopped,
+            after=self._after,
+        )
 
     async def _send_progress(self, progress: Progress) -> None:
         q = self._queue
@@ -166,6 +189,14 @@ class JobRun:
             fields["retryAt"] = retry_at
         level = logging.WARNING if reported is LeaseOutcome.FAILED else logging.INFO
         self._log(reported.value, level, **fields)
+
+    def log_slot_held(self) -> None:
+        self._log("slot_held", logging.WARNING, reason="the processor is still running")
+
+    def log_late_result_dropped(self, how: str) -> None:
+        """The processor returned (or raised) after its attempt ended: nothing is written."""
+        ran_ms = clock.now_ms() - self._started_ms
+        self._log("late_result_dropped", logging.WARNING, ended=how, ranMs=ran_ms)
 
     def _log(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
         log_event(

@@ -8,12 +8,18 @@ The loop claims only when a job may be ready (the event stream said so, a settle
 moved jobs to ready, or the last claim filled every free slot) and beats when the schedule or a
 known due time says so (settling what the beat found due); in between it sleeps, so an idle
 worker costs a few commands every few minutes.
+
+A slot is taken from the claim until the processor has really returned: a sync processor that
+overran its timeout or lost its lease keeps running in its thread (no thread can be killed), so
+its slot stays taken and a new attempt of the same job waits for it; its late result is dropped
+and logged (`late_result_dropped`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -74,7 +80,9 @@ class Worker:
         self._processor = processor
         self._settings = settings
         self._options = options
-        self._runs: dict[str, tuple[JobRun, asyncio.Task[None]]] = {}
+        self._runs: dict[str, tuple[JobRun, asyncio.Task[None]]] = {}  # leases held
+        # A slot stays taken until its job's task is done and its processor has returned.
+        self._slots: dict[str, JobRun] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._hurry = False
@@ -121,9 +129,11 @@ class Worker:
         if self._wants_to_claim():
             await self._claim(queue)
 
+    def _free_slots(self) -> int:
+        return self._options.concurrency - len(self._slots)
+
     def _wants_to_claim(self) -> bool:
-        free = self._options.concurrency - len(self._runs)
-        return self._may_have_ready and free > 0 and not self._stopping
+        return self._may_have_ready and self._free_slots() > 0 and not self._stopping
 
     def _idle_s(self) -> float:
         if self._wants_to_claim():
@@ -214,7 +224,7 @@ class Worker:
     async def _claim(self, queue: QueueHandle) -> None:
         """Lease, then start (two requests). If the start cannot be made, the provisional
         leases expire and the jobs return to `ready` without spending an attempt."""
-        wanted = min(self._options.concurrency - len(self._runs), MAX_CLAIM_BATCH)
+        wanted = min(self._free_slots(), MAX_CLAIM_BATCH)
         epoch, (r, s, k) = self._ready_epoch, (queue.redis, queue.settings, queue.keys)
         leases = await lease_jobs(r, s, k, count=wanted, now_ms=clock.now_ms())
         if len(leases) < wanted and epoch == self._ready_epoch:
@@ -225,8 +235,12 @@ class Worker:
 
     def _run_all(self, queue: QueueHandle, jobs: list[ClaimedJob], now_ms: int) -> None:
         for claimed in jobs:
-            run = JobRun(queue, claimed, self._processor, self._options.backoff)
-            self._runs[claimed.lease.member] = (run, asyncio.create_task(self._execute(run)))
+            after = self._still_running(claimed.lease.job_id)
+            run = JobRun(queue, claimed, self._processor, self._options.backoff, after=after)
+            task = asyncio.create_task(self._execute(run))
+            self._runs[claimed.lease.member] = (run, task)
+            self._slots[claimed.lease.member] = run
+            task.add_done_callback(functools.partial(self._free_slot_once_stopped, run))
             self._log("claimed", jobId=run.job_id, type=claimed.type, attempt=claimed.attempt)
         if jobs:
             busy_beat_ms = now_ms + round(beat_interval_s([j.timeout_ms for j in jobs]) * 1000)
@@ -245,6 +259,29 @@ class Worker:
         finally:
             self._runs.pop(run.claimed.lease.member, None)
             self._wake.set()
+
+    def _still_running(self, job_id: str) -> asyncio.Future[str] | None:
+        """The processor of an earlier attempt of this job, if it has not returned yet: the
+        new attempt waits for it (within its timeout), never running beside it."""
+        for run in self._slots.values():
+            if run.job_id == job_id and run.processor_running:
+                return run.stopped
+        return None
+
+    def _free_slot_once_stopped(self, run: JobRun, _: asyncio.Task[None]) -> None:
+        """The job's task is done; a sync processor that overran its timeout or was cancelled
+        still runs in its thread, and keeps the slot until it returns."""
+        if run.stopped is not None and run.processor_running:
+            run.log_slot_held()
+            run.stopped.add_done_callback(functools.partial(self._late_end, run))
+            return
+        self._slots.pop(run.claimed.lease.member, None)
+        self._wake.set()
+
+    def _late_end(self, run: JobRun, ended: asyncio.Future[str]) -> None:
+        run.log_late_result_dropped(ended.result())
+        self._slots.pop(run.claimed.lease.member, None)
+        self._wake.set()
 
     def _abandon(self, member: str) -> None:
         """A lease the beat could not renew: stop the job, unless its outcome is already being

@@ -33,14 +33,40 @@ async def record(job: Job) -> dict[str, Any]:
 def gated(job: Job) -> dict[str, Any]:
     """Sync: report progress, then wait (in the worker's thread) until `data.gate` exists."""
     job.progress(40, "waiting for the gate")
-    gate = Path(job.data["gate"])
+    _wait_for_gate(Path(job.data["gate"]))
+    job.progress(100, "through the gate")
+    return {"gate": "open", "attempt": job.attempt}
+
+
+def timed(job: Job) -> dict[str, int]:
+    """Sync: stamp `<data.dir>/<job id>.<attempt>.start` and `.end` (epoch ns) around the work,
+    which on the attempts in `data.slow` (default [1]) is to sleep `data.sleepMs`, then wait
+    until `data.gate` exists (when given)."""
+    directory = Path(job.data["dir"])
+    _stamp(directory / f"{job.id}.{job.attempt}.start")
+    try:
+        if job.attempt in job.data.get("slow", [1]):
+            time.sleep(job.data.get("sleepMs", 0) / 1000)
+            if "gate" in job.data:
+                _wait_for_gate(Path(job.data["gate"]))
+    finally:
+        _stamp(directory / f"{job.id}.{job.attempt}.end")
+    return {"attempt": job.attempt}
+
+
+def _stamp(path: Path) -> None:
+    """Write the time atomically (a reader never sees a half-written file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(str(time.time_ns()), encoding="utf-8")
+    partial.rename(path)
+
+
+def _wait_for_gate(gate: Path) -> None:
     deadline = time.monotonic() + GATE_WAIT_S
     while not gate.exists():
         if time.monotonic() > deadline:
             raise TimeoutError("the test never opened the gate")
         time.sleep(0.01)
-    job.progress(100, "through the gate")
-    return {"gate": "open", "attempt": job.attempt}
 
 
 def hang(job: Job) -> None:

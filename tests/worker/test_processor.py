@@ -163,3 +163,56 @@ def test_a_processor_spec_names_a_function_in_a_module() -> None:
     from worker import demo
 
     assert load_processor("worker.demo:process") is demo.process
+
+
+def sync_brief_overrun(job: Job) -> str:
+    time.sleep(0.3)
+    return "late"
+
+
+async def test_stopped_resolves_only_when_a_timed_out_sync_processor_really_returns() -> None:
+    stopped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    outcome = await run_attempt(
+        sync_brief_overrun, make_job(timeout_ms=50), MAX_RESULT_BYTES, stopped=stopped
+    )
+
+    assert isinstance(outcome, Failed)
+    assert outcome.error.kind == "timeout"
+    assert not stopped.done(), "the thread is still sleeping"
+    assert await stopped == "returned"
+
+
+@pytest.mark.parametrize(
+    ("processor", "ended"), [(sync_raises, "raised KeyError"), (async_ok, "returned")]
+)
+async def test_stopped_says_how_the_processor_ended(processor: Any, ended: str) -> None:
+    stopped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    await run_attempt(processor, make_job(), MAX_RESULT_BYTES, stopped=stopped)
+    assert stopped.result() == ended
+
+
+async def test_an_attempt_waits_for_an_earlier_one_within_its_own_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    earlier: asyncio.Future[str] = loop.create_future()
+    stopped: asyncio.Future[str] = loop.create_future()
+
+    outcome = await run_attempt(
+        sync_ok, make_job(timeout_ms=50), MAX_RESULT_BYTES, stopped=stopped, after=earlier
+    )
+
+    assert outcome == Failed(
+        JobError(message="an earlier attempt was still running after timeoutMs=50", kind="timeout"),
+        False,
+    )
+    assert stopped.result() == "not called"
+    assert not earlier.cancelled()
+
+
+async def test_an_attempt_runs_once_the_earlier_one_has_returned() -> None:
+    earlier: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.05, earlier.set_result, "returned")
+
+    outcome = await run_attempt(async_ok, make_job(), MAX_RESULT_BYTES, after=earlier)
+
+    assert isinstance(outcome, Succeeded)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shared import clock
 from tests.support.harness import QueueHarness
-from tests.support.worker_process import StartWorker, wait_for
+from tests.support.worker_process import StartWorker, WorkerProcess, wait_for
 
 FAST_RETRIES = ("--retry-base-ms", "200", "--retry-max-ms", "2000")
 
@@ -88,7 +88,12 @@ async def test_a_processor_past_its_timeout_is_a_failed_attempt_sync_or_async(
     other = QueueHarness(
         queue.settings.model_copy(update={"queue_name": "other"}), queue.redis, queue.direct
     )
-    sync_job = await queue.enqueue(now_ms=clock.now_ms(), timeoutMs=1_000, maxAttempts=2)
+    # The sync processor's thread returns 1 s after each timeout, freeing the slot (hang's
+    # default would hold it for two minutes).
+    overrun = {"sleepS": 2}
+    sync_job = await queue.enqueue(
+        now_ms=clock.now_ms(), timeoutMs=1_000, maxAttempts=2, data=overrun
+    )
     async_job = await other.enqueue(now_ms=clock.now_ms(), timeoutMs=1_000, maxAttempts=1)
 
     await wait_for(lambda: status_is(queue, sync_job, "failed"))
@@ -107,16 +112,27 @@ async def test_a_processor_past_its_timeout_is_a_failed_attempt_sync_or_async(
     assert [e["errorKind"] for e in async_worker.events("failed")] == ["timeout"]
 
 
-async def test_a_worker_whose_sync_processor_timed_out_keeps_taking_jobs(
+async def test_a_worker_whose_sync_processor_timed_out_takes_jobs_again_once_it_returns(
     queue: QueueHarness, start_worker: StartWorker
 ) -> None:
-    await start_worker("processors:hang")
-    stuck = await queue.enqueue(now_ms=clock.now_ms(), timeoutMs=1_000, maxAttempts=1)
+    worker = await start_worker("processors:hang")
+    stuck = await queue.enqueue(
+        now_ms=clock.now_ms(), timeoutMs=1_000, maxAttempts=1, data={"sleepS": 2}
+    )
     await wait_for(lambda: status_is(queue, stuck, "failed"))
 
     quick = await queue.enqueue(now_ms=clock.now_ms(), timeoutMs=1_000, data={"sleepS": 0})
 
     await wait_for(lambda: status_is(queue, quick, "completed"))
+    (late,) = worker.events("late_result_dropped")
+    assert late["jobId"] == stuck
+    assert claimed_ts(worker, quick) >= late["ts"], "the slot was held until the thread returned"
+
+
+def claimed_ts(worker: WorkerProcess, job_id: str) -> int:
+    (claim,) = [e for e in worker.events("claimed") if e["jobId"] == job_id]
+    ts: int = claim["ts"]
+    return ts
 
 
 async def test_progress_is_visible_while_the_job_runs_and_final_on_completion(
