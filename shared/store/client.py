@@ -10,6 +10,7 @@ could apply an INCR or a script twice. Here the SDK's own retries are off and:
 - at most `MAX_IN_FLIGHT` requests run at once per client, below the pool's size, so a burst
   waits for a slot instead of timing out inside the pool;
 - a client found wedged anyway (its pool timed out) is replaced by a fresh one;
+- an HTTP 5xx is `redis_unavailable`, whatever its body (the SDK itself never reads the status);
 - a request is repeated only when it never left this process (connection refused, a few times)
   or when the caller says a repeat is harmless (reads). Failures become typed errors.
 """
@@ -90,11 +91,20 @@ def _new_client(settings: Settings) -> Redis:
     # The SDK builds its httpx client without timeouts (it was never used: nothing to close).
     client._http._client = httpx.AsyncClient(  # pinned SDK; a test checks this
         timeout=httpx.Timeout(settings.redis_timeout_s),
+        event_hooks={"response": [_refuse_server_errors]},
         limits=httpx.Limits(
             max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IN_FLIGHT
         ),
     )
     return client
+
+
+async def _refuse_server_errors(response: httpx.Response) -> None:
+    """The SDK never looks at the status: a 5xx (an Upstash or proxy failure, its body maybe
+    not even JSON) must not be read as a reply."""
+    if response.status_code >= 500:
+        await response.aread()
+        response.raise_for_status()
 
 
 def _replace_wedged(settings: Settings, wedged: Redis) -> None:
@@ -172,6 +182,11 @@ async def _send_with_retries(send: Callable[[], Awaitable[T]], *, safe_to_repeat
                 raise RedisUnavailable(f"cannot connect to Upstash: {_reason(error)}") from None
         except httpx.PoolTimeout:
             raise
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            raise RedisUnavailable(
+                f"Upstash answered HTTP {status}: {error.response.text:.200}"
+            ) from None
         except httpx.TimeoutException:
             raise RedisTimeout("Upstash did not answer in time") from None
         except httpx.TransportError as error:

@@ -53,9 +53,13 @@ class QueueHarness:
         await enqueue_job(self.redis, self.settings, job, [])
         return job.id
 
-    async def claim(self, count: int = 1, now_ms: int = T0_MS) -> list[ClaimedJob]:
-        """Claim (lease, then start) up to `count` jobs as a worker would."""
-        batch = await claim_jobs(self.redis, self.settings, self.keys, count=count, now_ms=now_ms)
+    async def claim(
+        self, count: int = 1, now_ms: int = T0_MS, worker_id: str | None = None
+    ) -> list[ClaimedJob]:
+        """Claim (lease, then start) up to `count` jobs as a worker would (as `worker_id`)."""
+        batch = await claim_jobs(
+            self.redis, self.settings, self.keys, count=count, now_ms=now_ms, worker_id=worker_id
+        )
         return batch.jobs
 
     async def claim_one(self, now_ms: int = T0_MS) -> ClaimedJob:

@@ -4,6 +4,7 @@ signals and its exit; and `wait_for`, the one way the tests wait for something t
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -18,14 +19,19 @@ WAIT_S = 20.0
 
 
 async def wait_for(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
-    """Poll until `condition()` is truthy (returning it) or fail after `timeout_s`."""
+    """Poll until `condition()` is truthy (returning it) or fail after `timeout_s`. The
+    condition may be async (it returns an awaitable, awaited each time)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while not (value := condition()):
+    while not (value := await _value(condition())):
         if loop.time() > deadline:
             pytest.fail(f"not reached within {timeout_s} s: {what or condition}")
         await asyncio.sleep(0.02)
     return value
+
+
+async def _value(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
 
 
 @dataclass
