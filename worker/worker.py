@@ -34,7 +34,7 @@ from shared.errors import BadRedisReply, RedisUnavailable
 from shared.queue.backoff import Backoff
 from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, settle
 from shared.queue.claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
-from shared.queue.leases import LeaseOutcome
+from shared.queue.leases import LeaseOutcome, check_worker_id
 from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
@@ -76,6 +76,7 @@ class Worker:
         if options.concurrency < 1 or options.grace_period_s < 0:
             raise ValueError("concurrency must be >= 1 and the grace period >= 0")
         self.id = options.worker_id or default_worker_id()
+        check_worker_id(self.id)
         self.keys = QueueKeys(options.queue_name or settings.queue_name)
         self._processor = processor
         self._settings = settings
@@ -226,7 +227,7 @@ class Worker:
         leases expire and the jobs return to `ready` without spending an attempt."""
         wanted = min(self._free_slots(), MAX_CLAIM_BATCH)
         epoch, (r, s, k) = self._ready_epoch, (queue.redis, queue.settings, queue.keys)
-        leases = await lease_jobs(r, s, k, count=wanted, now_ms=clock.now_ms())
+        leases = await lease_jobs(r, s, k, count=wanted, now_ms=clock.now_ms(), worker_id=self.id)
         if len(leases) < wanted and epoch == self._ready_epoch:
             self._may_have_ready = False  # drained, and no event arrived meanwhile
         if leases:

@@ -52,10 +52,18 @@ class ClaimBatch:
 
 
 async def claim_jobs(
-    redis: Redis, settings: Settings, keys: QueueKeys, *, count: int, now_ms: int
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    *,
+    count: int,
+    now_ms: int,
+    worker_id: str | None = None,
 ) -> ClaimBatch:
     """Up to `count` jobs in priority, then FIFO, order: `lease_jobs`, then `start_jobs`."""
-    leases = await lease_jobs(redis, settings, keys, count=count, now_ms=now_ms)
+    leases = await lease_jobs(
+        redis, settings, keys, count=count, now_ms=now_ms, worker_id=worker_id
+    )
     if not leases:
         return ClaimBatch(jobs=[], popped=0)
     jobs = await start_jobs(redis, settings, keys, leases, now_ms=now_ms)
@@ -63,13 +71,20 @@ async def claim_jobs(
 
 
 async def lease_jobs(
-    redis: Redis, settings: Settings, keys: QueueKeys, *, count: int, now_ms: int
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    *,
+    count: int,
+    now_ms: int,
+    worker_id: str | None = None,
 ) -> list[Lease]:
-    """Pop and provisionally lease up to `count` ids. Not repeated on an unclear failure: a
-    lease whose reply was lost expires and its job returns to `ready`."""
+    """Pop and provisionally lease up to `count` ids for `worker_id` (whose tokens name it,
+    so that stats count its leases). Not repeated on an unclear failure: a lease whose reply
+    was lost expires and its job returns to `ready`."""
     if not 1 <= count <= MAX_CLAIM_BATCH:
         raise ValueError(f"count must be 1..{MAX_CLAIM_BATCH}")
-    tokens = [new_token() for _ in range(count)]
+    tokens = [new_token(worker_id) for _ in range(count)]
     deadline_ms = now_ms + PROVISIONAL_LEASE_MS + settings.redis_timeout_ms
     reply = await run_script(
         redis,

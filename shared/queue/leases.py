@@ -3,6 +3,9 @@ call is one script (one HTTP request) and every write checks the fencing token: 
 `<id>|<token>` must still exist, so a worker whose lease expired and was recovered can never
 write a result (a result is never written twice).
 
+A token is `<24 random hex>.<worker id>`: the lease names the worker that holds it, so stats can
+count each worker's live leases from the leases themselves. A worker id never contains `|`.
+
 Billed commands per call (1 for the script + each command inside it): complete 5 (ZREM, HSET,
 PEXPIRE, ZADD); fail 4 when retrying (ZREM, HSET, ZADD) or 5 when final (+ PEXPIRE); a refused
 (stale) complete or fail 3 (ZREM, HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job
@@ -23,9 +26,11 @@ from shared.config.settings import Settings
 from shared.errors import BadRedisReply
 from shared.queue.models import JobError, Progress
 from shared.queue.record import model_json
-from shared.store.keys import QueueKeys, lease_member
+from shared.store.keys import LEASE_MEMBER_SEPARATOR, QueueKeys, lease_member
 from shared.store.replies import as_int, as_str, as_str_list
 from shared.store.scripts import load_script, run_script
+
+OWNER_SEPARATOR = "."  # between a token's random hex and its worker id (queue_stats.lua too)
 
 
 class LeaseOutcome(StrEnum):
@@ -49,8 +54,18 @@ def _json_or_empty(value: Progress | None) -> str:
     return "" if value is None else model_json(value)
 
 
-def new_token() -> str:
-    return secrets.token_hex(12)
+def new_token(worker_id: str | None = None) -> str:
+    """A fresh fencing token, naming the worker that will hold the lease (if one is given)."""
+    if worker_id is None:
+        return secrets.token_hex(12)
+    check_worker_id(worker_id)
+    return f"{secrets.token_hex(12)}{OWNER_SEPARATOR}{worker_id}"
+
+
+def check_worker_id(worker_id: str) -> None:
+    """ValueError for an id that a lease member could not carry."""
+    if not worker_id or LEASE_MEMBER_SEPARATOR in worker_id:
+        raise ValueError(f"a worker id must be non-empty without {LEASE_MEMBER_SEPARATOR!r}")
 
 
 async def complete_job(

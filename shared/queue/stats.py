@@ -1,5 +1,11 @@
 """Queue counts and health in one script call (`queue_stats.lua`), which also forgets workers
-not seen for a while."""
+not seen for a while. A worker's `active` is its live (unexpired) leases now, read from the
+leases (each token names its holder), not from its last heartbeat: a SIGKILLed worker reads 0
+once its leases expire, though it stays listed until it goes stale.
+
+Billed: 11 with one pending job (EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready,
+HGETALL workers); +1 ZRANGE per further priority band and +1 HDEL when a worker went stale.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,10 @@ from upstash_redis.typing import RESTResultT
 
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply
-from shared.queue.models import FINAL_STATUSES, QueueStats
+from shared.queue.models import FINAL_STATUSES, QueueStats, WorkerInfo
 from shared.queue.record import workers_from_hash
 from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
-from shared.store.replies import as_pairs
+from shared.store.replies import as_int, as_pairs, as_str
 from shared.store.scripts import ScriptArg, load_script, run_script
 
 WORKER_STALE_AFTER_MS = 600_000
@@ -44,6 +50,7 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
         now_ms - HOUR_MS,
         now_ms - WORKER_STALE_AFTER_MS,
         SCORE_PRIORITY_STEP,
+        now_ms,
     ]
     reply = await run_script(
         redis, settings, load_script("queue/queue_stats"), script_keys, args, safe_to_repeat=True
@@ -53,12 +60,30 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
 
 def _stats_from_reply(reply: RESTResultT, now_ms: int) -> QueueStats:
     match reply:
-        case [*counts, list() as band_heads, list() as workers] if len(counts) == len(_COUNT_NAMES):
-            values: dict[str, Any] = dict(zip(_COUNT_NAMES, counts, strict=True))
-            values["oldestPendingAgeMs"] = _oldest_age_ms(band_heads, now_ms)
-            values["workers"] = workers_from_hash(as_pairs(workers, "stats workers"))
-            return QueueStats.model_validate(values, strict=True)
+        case [*counts, list() as band_heads, list() as workers, list() as held]:
+            if len(counts) == len(_COUNT_NAMES):
+                values: dict[str, Any] = dict(zip(_COUNT_NAMES, counts, strict=True))
+                values["oldestPendingAgeMs"] = _oldest_age_ms(band_heads, now_ms)
+                listed = workers_from_hash(as_pairs(workers, "stats workers"))
+                values["workers"] = _with_live_leases(listed, _live_leases(held))
+                return QueueStats.model_validate(values, strict=True)
     raise BadRedisReply(f"stats script replied {reply!r:.200}")
+
+
+def _live_leases(held: list[Any]) -> dict[str, int]:
+    """The script's {worker id, live leases, ...} as a dict."""
+    if len(held) % 2:
+        raise BadRedisReply(f"stats live leases: not pairs: {held!r:.200}")
+    return {
+        as_str(worker_id, "stats lease holder"): as_int(count, "stats live leases")
+        for worker_id, count in zip(held[::2], held[1::2], strict=True)
+    }
+
+
+def _with_live_leases(workers: list[WorkerInfo], live: dict[str, int]) -> list[WorkerInfo]:
+    """Each listed worker's `active` is its live leases now (its heartbeat's own count is only
+    what it held at its last beat)."""
+    return [worker.model_copy(update={"active": live.get(worker.id, 0)}) for worker in workers]
 
 
 def _oldest_age_ms(band_heads: list[Any], now_ms: int) -> int | None:

@@ -10,7 +10,8 @@
 --   KEYS[1]    ready ZSET (score priority * 1e13 + readyAtMs; ZPOPMIN takes the next job)
 --   KEYS[2]    leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
 --   ARGV[1]    the provisional lease deadline (epoch ms)
---   ARGV[2..]  one fencing token per job wanted: the number of tokens is the most jobs taken
+--   ARGV[2..]  one fencing token per job wanted ("<hex>.<worker id>", so the lease names its
+--              holder): the number of tokens is the most jobs taken
 --
 -- Output:
 --   the ids popped, in order; the i-th id is leased as "<id>|<ARGV[1 + i]>"

@@ -213,7 +213,7 @@ async def test_an_empty_queue_has_nothing_due(queue: QueueHarness) -> None:
 
 async def test_the_heartbeat_shows_the_worker_in_stats(queue: QueueHarness) -> None:
     await queue.enqueue(timeoutMs=TIMEOUT_MS)
-    jobs = await queue.claim()
+    jobs = await queue.claim(worker_id="gpu-1")
 
     await run_beat(queue, now_ms=T0_MS + 10, held=jobs, worker_id="gpu-1")
 
