@@ -1,6 +1,11 @@
 """`python -m worker --processor module:function [--concurrency N] [--queue NAME]
 [--grace-period-s S]`: run a worker until SIGTERM or SIGINT, then shut down gracefully
-(running jobs get the grace period to finish; the rest are handed back; exit code 0)."""
+(running jobs get the grace period to finish; the rest are handed back; exit code 0).
+
+Exit code 2: a bad command line or configuration (`worker_not_started`). Exit code 1, after
+one `fatal` log line: what retrying cannot fix, that is a token Upstash refuses (at any time),
+or, at start-up, nothing listening at the URL or something that does not answer like Upstash.
+An outage after start-up (or a timeout at start-up) is logged and retried with backoff."""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ import asyncio
 import logging
 import signal
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from shared.config.settings import get_settings
-from shared.errors import AppError, ServerMisconfigured
+from shared.errors import AppError, RedisUnavailable, ServerMisconfigured
 from shared.queue.backoff import DEFAULT_BASE_MS, DEFAULT_MAX_MS, Backoff
 from worker.logs import configure_logging, log_event
 from worker.processor import load_processor
@@ -58,10 +64,34 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         asyncio.run(_serve(worker))
-    except AppError as error:  # e.g. Upstash refused the token: retrying cannot help
-        log_event("worker_failed", logging.ERROR, error=str(error))
+    except AppError as error:  # what retrying cannot fix (see Worker.run)
+        fields = fatal_fields(error, settings.upstash_url)
+        log_event("fatal", logging.ERROR, workerId=worker.id, **fields)
         return EXIT_FAILED
     return 0
+
+
+def fatal_fields(error: AppError, url: str) -> dict[str, str]:
+    """The one log line of a worker that cannot go on: what happened, in the variables' names,
+    and the error itself as `detail`. Never the token: the errors carry Upstash's reply, and
+    the URL is shown without user info or query."""
+    where = f"UPSTASH_REDIS_REST_URL={_without_secrets(url)}"
+    if isinstance(error, ServerMisconfigured):
+        reason = "unauthorized"
+        message = (
+            "Upstash refused the token in UPSTASH_REDIS_REST_TOKEN: check that it is the REST "
+            f"token of the database at {where}"
+        )
+    elif isinstance(error, RedisUnavailable):
+        reason, message = "unreachable", f"cannot reach Upstash at {where}"
+    else:
+        reason, message = "unexpected_reply", f"{where} does not answer like Upstash"
+    return {"reason": reason, "error": message, "detail": str(error)}
+
+
+def _without_secrets(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 async def _serve(worker: Worker) -> None:

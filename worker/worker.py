@@ -30,7 +30,7 @@ from typing import Any
 
 from shared import clock
 from shared.config.settings import Settings
-from shared.errors import BadRedisReply, RedisUnavailable
+from shared.errors import BadRedisReply, RedisTimeout, RedisUnavailable, ServerMisconfigured
 from shared.queue.backoff import Backoff
 from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, settle
 from shared.queue.claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
@@ -94,6 +94,7 @@ class Worker:
         self._last_trim_ms = self._last_prune_ms = 0
         self._finished_since_trim = False
         self._redis_failures = 0
+        self._reached = False  # Upstash has answered a request of this worker
 
     def stop(self) -> None:
         """Stop claiming and shut down gracefully; a second call skips the grace period."""
@@ -102,23 +103,34 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
+        """Until `stop()`. Raises what retrying cannot fix: `ServerMisconfigured` when Upstash
+        refuses the token (at any time), and, before Upstash has answered once, any failure
+        but a timeout (nothing listening at the URL, or not Upstash there)."""
         queue = QueueHandle(get_redis(self._settings), self._settings, self.keys, self.id)
         self._log(
             "worker_started", concurrency=self._options.concurrency, queue=self.keys.queue_name
         )
-        stream = self._start_event_stream()
+        stream: asyncio.Task[None] | None = None
+        refused = False
         try:
             while not self._stopping:
                 await self._guarded(self._step(queue))
+                if stream is None and self._reached:  # subscribe once Upstash has answered
+                    stream = self._start_event_stream()
                 await self._sleep(self._idle_s())
             await self._drain(queue)
+        except ServerMisconfigured:
+            refused = True
+            raise
         finally:
             if stream is not None:
                 stream.cancel()
                 await asyncio.gather(stream, return_exceptions=True)
-            await hand_back(
-                queue, [run.claimed for run, _ in self._runs.values()], self._cancel_all()
-            )
+            if self._reached and not refused:
+                claimed = [run.claimed for run, _ in self._runs.values()]
+                await hand_back(queue, claimed, self._cancel_all())
+            else:  # nothing can be handed back: the leases expire
+                await asyncio.gather(*self._cancel_all(), return_exceptions=True)
         self._log("worker_stopped")
 
     # -- the loop ------------------------------------------------------------------------
@@ -150,15 +162,20 @@ class Worker:
         self._wake.clear()
 
     async def _guarded(self, operation: Awaitable[None]) -> None:
-        """Run one step; when Upstash cannot be reached, log and back off instead of dying."""
+        """Run one step; when Upstash cannot be reached, log and back off instead of dying.
+        Until it has answered once, only a timeout is retried: a refused connection or a reply
+        that is not Upstash's means the URL is wrong, and retrying cannot fix that."""
         try:
             await operation
         except (RedisUnavailable, BadRedisReply) as error:
+            if not self._reached and not isinstance(error, RedisTimeout):
+                raise
             self._redis_failures += 1
             delay_s = min(REDIS_RETRY_MIN_S * 2 ** (self._redis_failures - 1), REDIS_RETRY_MAX_S)
             self._log("redis_error", logging.WARNING, error=str(error), retryInS=delay_s)
             await self._sleep(delay_s)
         else:
+            self._reached = True
             self._redis_failures = 0
 
     # -- beats and claims ----------------------------------------------------------------

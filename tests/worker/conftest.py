@@ -28,10 +28,16 @@ def start_worker(
     gateway: Gateway, tmp_path: Path, redis_direct: redis.Redis
 ) -> Iterator[StartWorker]:
     """`await start_worker("processors:record", "--concurrency", "4", env={...})`: a worker
-    process, started and subscribed to the event stream (its logs in a file); killed after."""
+    process, started and subscribed to the event stream (its logs in a file), or only as far
+    as the log line `ready_event`; killed after."""
     started: list[WorkerProcess] = []
 
-    async def start(processor: str, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+    async def start(
+        processor: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        ready_event: str = "subscribed",
+    ) -> WorkerProcess:
         log_path = tmp_path / f"worker-{len(started)}.log"
         command = [
             sys.executable, "-m", "worker",
@@ -51,7 +57,7 @@ def start_worker(
             )
         worker = WorkerProcess(process=process, log_path=log_path)
         started.append(worker)
-        await worker.wait_for_event("subscribed")
+        await worker.wait_for_event(ready_event)
         return worker
 
     yield start

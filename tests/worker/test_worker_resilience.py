@@ -1,6 +1,8 @@
-"""The worker survives what goes wrong around it: Upstash unreachable (it logs, backs off and
-carries on), a lease lost while a job runs (it abandons the job and never writes its result),
-and a bad command line (a clear error, exit code 2)."""
+"""The worker survives what goes wrong around it: Upstash unreachable once it has started (it
+logs, backs off and carries on), a lease lost while a job runs (it abandons the job and never
+writes its result); and it stops at once, with one clear line, on what retrying cannot fix: a
+bad command line (exit code 2), a token Upstash refuses or nothing listening at the URL when it
+starts (exit code 1)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,21 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from local.stack import Gateway
 from shared import clock
+from tests.support.fault_proxy import FaultProxy
 from tests.support.harness import QueueHarness
 from tests.support.worker_process import REPO_ROOT, StartWorker, wait_for
+
+# Python start-up and imports take most of it; the refusal itself comes in milliseconds.
+STARTUP_BUDGET_S = 5.0
 
 
 class Outage:
@@ -79,6 +88,30 @@ async def test_a_worker_backs_off_while_upstash_is_unreachable_and_resumes_after
     await outage.cut()
 
 
+async def test_a_timeout_at_start_is_an_outage_that_the_worker_waits_out(
+    queue: QueueHarness, start_worker: StartWorker, gateway: Gateway, tmp_path: Path
+) -> None:
+    proxy = FaultProxy(gateway.port, mode="stall")  # takes requests, never answers
+    proxy.start()
+    try:
+        env = {
+            "UPSTASH_REDIS_REST_URL": proxy.url,
+            "REDIS_TIMEOUT_MS": "300",
+            "RECORD_DIR": str(tmp_path),
+        }
+        worker = await start_worker("processors:record", env=env, ready_event="worker_started")
+        (error,) = await worker.wait_for_event("redis_error")
+        proxy.mode = "pass"
+        await worker.wait_for_event("subscribed")
+        job_id = await queue.enqueue(now_ms=clock.now_ms())
+
+        await wait_for(lambda: queue.job(job_id).get("status") == "completed")
+        assert "REDIS_TIMEOUT_MS=300" in error["error"]
+        assert worker.events("fatal") == []
+    finally:
+        await proxy.close()
+
+
 async def test_a_job_whose_lease_is_lost_is_abandoned_and_its_result_never_written(
     queue: QueueHarness, start_worker: StartWorker, tmp_path: Path
 ) -> None:
@@ -124,21 +157,56 @@ def test_a_processor_that_cannot_be_loaded_stops_the_worker_with_exit_code_2() -
         assert repr(spec) in line["error"]
 
 
-def test_a_refused_token_stops_the_worker_with_exit_code_1(gateway: Gateway) -> None:
-    environment = {
-        **os.environ,
-        "UPSTASH_REDIS_REST_URL": gateway.url,
-        "UPSTASH_REDIS_REST_TOKEN": "not-the-token",
-    }
+def run_worker_until_it_exits(url: str, token: str) -> tuple[int, list[dict[str, Any]], float]:
+    """`python -m worker` against `url` with `token`: exit code, log lines, seconds it ran."""
+    environment = {**os.environ, "UPSTASH_REDIS_REST_URL": url, "UPSTASH_REDIS_REST_TOKEN": token}
+    started = time.monotonic()
     finished = subprocess.run(
         [sys.executable, "-m", "worker", "--processor", "tests.support.processors:record"],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,
-        timeout=30,
+        timeout=15,
         check=False,
     )
+    elapsed_s = time.monotonic() - started
+    assert finished.stderr == b"", finished.stderr.decode()
+    lines = [json.loads(text) for text in finished.stdout.decode().splitlines()]
+    return finished.returncode, lines, elapsed_s
 
-    assert finished.returncode == 1
-    events = [json.loads(text)["event"] for text in finished.stdout.decode().splitlines()]
-    assert events[-1] == "worker_failed"
+
+def test_a_refused_token_at_start_is_one_fatal_line_naming_the_variable_and_exit_code_1(
+    gateway: Gateway,
+) -> None:
+    wrong_token = "not-the-token-" + os.urandom(4).hex()
+    code, lines, elapsed_s = run_worker_until_it_exits(gateway.url, wrong_token)
+
+    assert code == 1
+    assert [line["event"] for line in lines] == ["worker_started", "fatal"]
+    fatal = lines[-1]
+    assert (fatal["level"], fatal["reason"]) == ("error", "unauthorized")
+    assert fatal["error"].startswith("Upstash refused the token in UPSTASH_REDIS_REST_TOKEN")
+    assert f"UPSTASH_REDIS_REST_URL={gateway.url}" in fatal["error"]
+    assert all(wrong_token not in json.dumps(line) for line in lines), "the token is never logged"
+    assert elapsed_s < STARTUP_BUDGET_S
+
+
+def test_nothing_listening_at_the_url_at_start_is_one_fatal_line_and_exit_code_1() -> None:
+    url = f"http://127.0.0.1:{unused_port()}"
+    code, lines, elapsed_s = run_worker_until_it_exits(url, "any-token")
+
+    assert code == 1
+    assert [line["event"] for line in lines] == ["worker_started", "fatal"]
+    fatal = lines[-1]
+    assert fatal["reason"] == "unreachable"
+    assert fatal["error"] == f"cannot reach Upstash at UPSTASH_REDIS_REST_URL={url}"
+    assert "connection refused" in fatal["detail"]
+    assert elapsed_s < STARTUP_BUDGET_S
+
+
+def unused_port() -> int:
+    """A port nothing listens on (bound, then closed: connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
