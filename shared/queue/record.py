@@ -74,7 +74,8 @@ def job_from_hash(fields: Mapping[str, str]) -> JobView:
 
 
 def heartbeat_json(now_ms: int, active: int, concurrency: int) -> str:
-    """A worker's entry in the `workers` HASH."""
+    """A worker's entry in the `workers` HASH. `active` is what it held at this beat; stats
+    report its live leases instead (`shared.queue.stats`)."""
     beat = {"lastSeenMs": now_ms, "active": active, "concurrency": concurrency}
     return json.dumps(beat, separators=(",", ":"))
 
