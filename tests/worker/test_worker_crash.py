@@ -16,6 +16,7 @@ from tests.support.worker_process import StartWorker, WorkerProcess, wait_for
 JOBS = 200
 CONCURRENCY = "4"
 LEASE_MS = 2_000  # the killed worker's leases expire this soon after its last renewal
+JOB_MS = 150  # 200 jobs keep 8 slots busy for about 4 s: the kill lands long before the end
 
 
 def executions(record_dir: Path) -> dict[str, list[tuple[str, int]]]:
@@ -50,7 +51,7 @@ async def test_killing_a_worker_mid_run_loses_no_job_and_completes_none_twice(
     survivor = await start_worker("processors:record", "--concurrency", CONCURRENCY, env=env)
     now = clock.now_ms()
     job_ids = [
-        await queue.enqueue(now_ms=now, data={"sleepMs": 40}, timeoutMs=LEASE_MS, maxAttempts=3)
+        await queue.enqueue(now_ms=now, data={"sleepMs": JOB_MS}, timeoutMs=LEASE_MS, maxAttempts=3)
         for _ in range(JOBS)
     ]
 
