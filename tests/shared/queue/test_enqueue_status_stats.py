@@ -477,7 +477,7 @@ async def test_each_operation_is_one_request_and_its_billed_commands_are_known(
         "replay": (1, 2),  # EVALSHA, HGETALL
         "get": (1, 1),  # HGETALL
         "cancel": (1, 7),  # EVALSHA, HGETALL, ZREM, HSET, PEXPIRE, ZADD, ZREMRANGEBYSCORE
-        "stats": (1, 11),  # EVALSHA, 3 ZCARD, 5 ZCOUNT, ZRANGE (1 pending), HGETALL workers
+        "stats": (1, 11),  # EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready, HGETALL
     }
 
 
