@@ -20,7 +20,7 @@ UV ?= uv==0.13.9
 PYTHON ?= $(shell for candidate in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) python3.13 python3.11 python3; do \
 	if $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then echo $$candidate; break; fi; done)
 
-.PHONY: dev test test-redis6 lint format bench package clean
+.PHONY: dev test test-redis6 lint format openapi bench package clean
 
 # The venv starts without pip (ensurepip alone takes about 7 s here) and gets uv through this
 # interpreter's pip; uv then installs pip and the requirements. Without uv, ensurepip and pip.
@@ -70,6 +70,11 @@ lint: $(TEST_STAMP)
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# openapi.json, the committed OpenAPI document, regenerated from the models (a test fails when
+# it is stale). Written only once it is built, so a failure leaves the old file.
+openapi: $(DEV_STAMP)
+	$(BIN)/python -m shared.web.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
 
 # Both deploy bundles under build/ (Lambda zip + CloudFormation, Vercel output), smoke-tested.
 package: $(TEST_STAMP)

@@ -13,6 +13,7 @@ ROUTES = {
     "/api/stats": "functions.stats",
     "/api/ratelimit-check": "functions.ratelimit_check",
     "/api/errors": "functions.errors",
+    "/api/openapi.json": "functions.openapi",
 }
 
 
