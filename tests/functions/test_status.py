@@ -178,7 +178,27 @@ async def test_cancelling_a_job_that_has_not_started_answers_200_cancelled(
     assert shown.json()["status"] == "cancelled"
 
 
-@pytest.mark.parametrize("status", ["processing", "completed", "failed", "cancelled"])
+async def test_cancelling_a_cancelled_job_again_answers_200_and_changes_nothing(
+    queue_api: QueueApi,
+    *,
+    user_headers: Callable[..., dict[str, str]],
+    redis_direct: redis.Redis,
+    gateway_requests: Callable[[], int],
+) -> None:
+    job = await create(queue_api, user_headers())
+    url = f"/api/status?id={job['id']}"
+    first = await queue_api.status.delete(url, headers=user_headers())
+    stored = redis_direct.hgetall(KEYS.job(job["id"]))
+    before = gateway_requests()
+
+    again = await queue_api.status.delete(url, headers=user_headers())
+
+    assert gateway_requests() - before == 1
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert redis_direct.hgetall(KEYS.job(job["id"])) == stored
+
+
+@pytest.mark.parametrize("status", ["processing", "completed", "failed"])
 async def test_cancelling_a_started_or_finished_job_answers_409_naming_its_status(
     queue_api: QueueApi,
     *,

@@ -15,7 +15,8 @@
 --   one of
 --   {'missing'}                  no such job, or another user's (the caller cannot tell which)
 --   {'conflict', <status>}       the job is processing or already finished: nothing changed
---   {'cancelled', <job fields>}  HGETALL-shaped fields of the job as now stored
+--   {'cancelled', <job fields>}  HGETALL-shaped fields of the job as now stored (a job that
+--                                was cancelled already is left as it is: cancel is idempotent)
 local fields = redis.call('HGETALL', KEYS[1])
 local job = {}
 for i = 1, #fields, 2 do
@@ -26,7 +27,9 @@ if #fields == 0 or (ARGV[2] ~= '' and job['userId'] ~= ARGV[2]) then
 end
 
 local status = job['status']
-if status == 'pending' then
+if status == 'cancelled' then
+  return {'cancelled', fields}
+elseif status == 'pending' then
   redis.call('ZREM', KEYS[2], ARGV[1])
 elseif status == 'delayed' then
   redis.call('ZREM', KEYS[3], ARGV[1])
