@@ -10,7 +10,12 @@ from shared.web.openapi import openapi_json
 
 
 async def show(request: Request) -> Response:
-    return Response(status=200, body=openapi_json(), media_type="application/json")
+    return Response(
+        status=200,
+        body=openapi_json(),
+        headers={"Cache-Control": "public, max-age=300"},
+        media_type="application/json",
+    )
 
 
 app = endpoint({"GET": show})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import json
 
+from shared.errors import NotFound
+from shared.web.endpoint import endpoint
+from shared.web.messages import Request, Response
 from shared.web.types import ASGIApp, Receive, Scope, Send
 
 ROUTES = {
@@ -29,27 +31,14 @@ async def dev_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         return
     target = function_app(scope.get("path", ""))
-    if target is None:
-        await _not_found(send)
-        return
-    await target(scope, receive, send)
+    await (target or _no_such_endpoint_app())(scope, receive, send)
 
 
-async def _not_found(send: Send) -> None:
-    body = json.dumps(
-        {
-            "type": "/api/errors#not_found",
-            "title": "Not found",
-            "status": 404,
-            "detail": f"no such endpoint; try one of {', '.join(ROUTES)}",
-            "code": "not_found",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 404,
-            "headers": [(b"content-type", b"application/problem+json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _no_such_endpoint(request: Request) -> Response:
+    raise NotFound(f"no such endpoint; try one of {', '.join(ROUTES)}")
+
+
+def _no_such_endpoint_app() -> ASGIApp:
+    """A 404 problem like every other error (with its X-Request-Id), whatever the method."""
+    methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    return endpoint(dict.fromkeys(methods, _no_such_endpoint))

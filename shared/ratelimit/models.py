@@ -19,7 +19,9 @@ class RateLimitCheckRequest(BaseModel):
     identifier: str | None = Field(
         default=None, min_length=1, max_length=MAX_IDENTIFIER_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
     )
-    cost: StrictInt = Field(default=1, ge=-MAX_COST, le=MAX_COST)
+    cost: StrictInt = Field(
+        default=1, ge=-MAX_COST, le=MAX_COST, json_schema_extra={"not": {"const": 0}}
+    )
     consume: StrictBool = True
 
     @field_validator("cost")

@@ -131,11 +131,12 @@ async def _send_response(send: Send, response: Response) -> None:
         payload = response.body.encode()
     else:
         payload = json.dumps(response.body, separators=(",", ":")).encode()
+    own = {name.lower(): value for name, value in response.headers.items()}
+    own.setdefault("cache-control", "no-store")  # unless the handler says otherwise
     headers = [
         (b"content-type", response.media_type.encode()),
         (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-        *((name.lower().encode(), value.encode()) for name, value in response.headers.items()),
+        *((name.encode(), value.encode()) for name, value in own.items()),
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

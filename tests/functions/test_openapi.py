@@ -32,6 +32,7 @@ async def test_anyone_gets_the_document_without_credentials() -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.json() == openapi_document()
     assert response.headers["x-request-id"]
+    assert response.headers.get_list("cache-control") == ["public, max-age=300"]
 
 
 async def test_the_dev_server_routes_it_like_every_platform() -> None:
