@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -51,6 +50,7 @@ from worker.schedule import (
     next_due_ms,
 )
 from worker.shutdown import hand_back
+from worker.slots import Slots
 
 REDIS_RETRY_MIN_S = 0.5
 REDIS_RETRY_MAX_S = 30.0
@@ -82,9 +82,8 @@ class Worker:
         self._settings = settings
         self._options = options
         self._runs: dict[str, tuple[JobRun, asyncio.Task[None]]] = {}  # leases held
-        # A slot stays taken until its job's task is done and its processor has returned.
-        self._slots: dict[str, JobRun] = {}
         self._wake = asyncio.Event()
+        self._slots = Slots(options.concurrency, on_free=self._wake.set)
         self._stopping = False
         self._hurry = False
         self._may_have_ready = True
@@ -143,7 +142,7 @@ class Worker:
             await self._claim(queue)
 
     def _free_slots(self) -> int:
-        return self._options.concurrency - len(self._slots)
+        return self._slots.free
 
     def _wants_to_claim(self) -> bool:
         return self._may_have_ready and self._free_slots() > 0 and not self._stopping
@@ -253,12 +252,11 @@ class Worker:
 
     def _run_all(self, queue: QueueHandle, jobs: list[ClaimedJob], now_ms: int) -> None:
         for claimed in jobs:
-            after = self._still_running(claimed.lease.job_id)
+            after = self._slots.still_running(claimed.lease.job_id)
             run = JobRun(queue, claimed, self._processor, self._options.backoff, after=after)
             task = asyncio.create_task(self._execute(run))
             self._runs[claimed.lease.member] = (run, task)
-            self._slots[claimed.lease.member] = run
-            task.add_done_callback(functools.partial(self._free_slot_once_stopped, run))
+            self._slots.take(run, task)
             self._log("claimed", jobId=run.job_id, type=claimed.type, attempt=claimed.attempt)
         if jobs:
             busy_beat_ms = now_ms + round(beat_interval_s([j.timeout_ms for j in jobs]) * 1000)
@@ -277,29 +275,6 @@ class Worker:
         finally:
             self._runs.pop(run.claimed.lease.member, None)
             self._wake.set()
-
-    def _still_running(self, job_id: str) -> asyncio.Future[str] | None:
-        """The processor of an earlier attempt of this job, if it has not returned yet: the
-        new attempt waits for it (within its timeout), never running beside it."""
-        for run in self._slots.values():
-            if run.job_id == job_id and run.processor_running:
-                return run.stopped
-        return None
-
-    def _free_slot_once_stopped(self, run: JobRun, _: asyncio.Task[None]) -> None:
-        """The job's task is done; a sync processor that overran its timeout or was cancelled
-        still runs in its thread, and keeps the slot until it returns."""
-        if run.stopped is not None and run.processor_running:
-            run.log_slot_held()
-            run.stopped.add_done_callback(functools.partial(self._late_end, run))
-            return
-        self._slots.pop(run.claimed.lease.member, None)
-        self._wake.set()
-
-    def _late_end(self, run: JobRun, ended: asyncio.Future[str]) -> None:
-        run.log_late_result_dropped(ended.result())
-        self._slots.pop(run.claimed.lease.member, None)
-        self._wake.set()
 
     def _abandon(self, member: str) -> None:
         """A lease the beat could not renew: stop the job, unless its outcome is already being
