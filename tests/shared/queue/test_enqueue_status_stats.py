@@ -303,7 +303,7 @@ async def test_cancel_takes_a_waiting_job_out_of_its_set_and_keeps_it_for_the_re
     assert RETENTION_S * 1000 - 5000 < redis_direct.pttl(keys.job(job.id)) <= RETENTION_S * 1000
 
 
-@pytest.mark.parametrize("status", ["processing", "completed", "failed", "cancelled"])
+@pytest.mark.parametrize("status", ["processing", "completed", "failed"])
 async def test_cancel_refuses_a_job_that_started_or_finished_and_changes_nothing(
     settings: Settings, keys: QueueKeys, redis_direct: redis.Redis, now_ms: int, status: str
 ) -> None:
@@ -483,16 +483,38 @@ async def test_each_operation_is_one_request_and_its_billed_commands_are_known(
 
 async def test_a_refused_cancel_is_one_request_and_two_billed_commands(
     settings: Settings,
+    keys: QueueKeys,
+    *,
+    redis_direct: redis.Redis,
     now_ms: int,
     gateway_requests: Callable[[], int],
     billed_commands: Callable[[], int],
 ) -> None:
     job = await enqueued(settings, now_ms)
-    await cancel_job(get_redis(settings), settings, job.id, None, now_ms)
+    redis_direct.hset(keys.job(job.id), "status", "completed")
     requests, billed = gateway_requests(), billed_commands()
     with pytest.raises(Conflict):
         await cancel_job(get_redis(settings), settings, job.id, None, now_ms)
     assert (gateway_requests() - requests, billed_commands() - billed) == (1, 2)
+
+
+async def test_a_repeated_cancel_returns_the_job_unchanged_for_two_billed_commands(
+    settings: Settings,
+    keys: QueueKeys,
+    *,
+    redis_direct: redis.Redis,
+    now_ms: int,
+    gateway_requests: Callable[[], int],
+    billed_commands: Callable[[], int],
+) -> None:
+    job = await enqueued(settings, now_ms)
+    cancelled = await cancel_job(get_redis(settings), settings, job.id, None, now_ms)
+    stored = redis_direct.hgetall(keys.job(job.id))
+    requests, billed = gateway_requests(), billed_commands()
+    again = await cancel_job(get_redis(settings), settings, job.id, None, now_ms + 5_000)
+    assert (gateway_requests() - requests, billed_commands() - billed) == (1, 2)
+    assert again == cancelled
+    assert redis_direct.hgetall(keys.job(job.id)) == stored
 
 
 async def test_enqueue_with_a_user_and_an_ip_policy_bills_seven_commands(
