@@ -116,4 +116,15 @@ def _user_id(claims: dict[str, Any]) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_USER_ID_CHARS:
         raise Unauthorized(f"the token's sub must be a string of 1-{MAX_USER_ID_CHARS} characters")
+    if not subject.isprintable() or not _is_utf8(subject):
+        raise Unauthorized("the token's sub must be printable text (no control characters)")
     return subject
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a lone surrogate (valid JSON, but no UTF-8 can carry it to Upstash)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -104,7 +104,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 def _request_id(headers: Mapping[str, str]) -> str:
     """The caller's `X-Request-Id` when it is a plain token, else a new one."""
     incoming = headers.get("x-request-id", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 async def _read_body(receive: Receive, max_body_bytes: int) -> bytes:

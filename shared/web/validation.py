@@ -19,14 +19,16 @@ def parse_json(
 ) -> Model:
     """Body -> model. `context` reaches the model's validators (limits that depend on settings
     or the time)."""
-    content_type = (request.header("content-type") or "application/json").split(";")[0].strip()
+    # Media types are case-insensitive (RFC 9110, section 8.3.1).
+    content_type = (request.header("content-type") or "application/json").split(";")[0]
+    content_type = content_type.strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(
             f"send JSON with Content-Type: application/json, not {content_type}"
         )
     try:
         payload = json.loads(request.body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except ValueError as error:  # also an integer past Python's 4300-digit limit
         raise MalformedRequest(f"the body is not valid JSON: {error}") from None
     except RecursionError:
         raise MalformedRequest("the body is nested too deeply to parse") from None

@@ -365,12 +365,6 @@ async def test_a_request_id_that_is_not_a_plain_token_is_replaced_not_echoed(
     assert body["requestId"] != request_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/web/endpoint.py _request_id uses _REQUEST_ID.match with a `$` anchor, which "
-    "also matches before a trailing newline: 'trace-1\\n' is echoed into the X-Request-Id "
-    "response header and the body (use fullmatch)",
-)
 async def test_a_request_id_with_a_trailing_newline_is_replaced_not_echoed(
     seeded: Seeded, callers: dict[str, dict[str, str]]
 ) -> None:

@@ -241,12 +241,6 @@ async def test_a_bad_token_is_401_everywhere_and_nothing_reaches_redis(
     nothing_reached_redis()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/web/auth.py _user_id accepts a sub with a lone surrogate ('\\ud800', valid "
-    "JSON in a signed token); it cannot be encoded as UTF-8, so enqueue, cancel and "
-    "ratelimit-check answer 500 (UnicodeEncodeError building the Upstash request)",
-)
 async def test_a_signed_token_whose_sub_is_not_valid_unicode_is_401(
     functions: Functions, nothing_reached_redis: Callable[[], None]
 ) -> None:
