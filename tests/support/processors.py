@@ -30,6 +30,17 @@ async def record(job: Job) -> dict[str, Any]:
     return {"pid": os.getpid(), "execution": execution}
 
 
+async def record_attempt(job: Job) -> dict[str, Any]:
+    """Work for `sleepMs`, then append `<job id> <attempt> <call id>` to `$RECORD_DIR/<pid>.log`
+    (a call that returned) and return the attempt and call id in the result."""
+    await asyncio.sleep(job.data.get("sleepMs", 0) / 1000)
+    call = uuid.uuid4().hex
+    record_file = Path(os.environ["RECORD_DIR"]) / f"{os.getpid()}.log"
+    with record_file.open("a", encoding="utf-8") as file:
+        file.write(f"{job.id} {job.attempt} {call}\n")
+    return {"pid": os.getpid(), "attempt": job.attempt, "call": call}
+
+
 def gated(job: Job) -> dict[str, Any]:
     """Sync: report progress, then wait (in the worker's thread) until `data.gate` exists."""
     job.progress(40, "waiting for the gate")
