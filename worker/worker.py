@@ -160,6 +160,14 @@ class Worker:
                     await self._wake.wait()
         self._wake.clear()
 
+    async def _back_off(self, delay_s: float) -> None:
+        """Sleep the whole delay: a job ending or an event must not cut a backoff short (each
+        early retry would double the next delay, up to the maximum, while Upstash was already
+        back); only stopping does."""
+        deadline = asyncio.get_running_loop().time() + delay_s
+        while not self._stopping and (left_s := deadline - asyncio.get_running_loop().time()) > 0:
+            await self._sleep(left_s)
+
     async def _guarded(self, operation: Awaitable[None]) -> None:
         """Run one step; when Upstash cannot be reached, log and back off instead of dying.
         Until it has answered once, only a timeout is retried: a refused connection or a reply
@@ -172,7 +180,7 @@ class Worker:
             self._redis_failures += 1
             delay_s = min(REDIS_RETRY_MIN_S * 2 ** (self._redis_failures - 1), REDIS_RETRY_MAX_S)
             self._log("redis_error", logging.WARNING, error=str(error), retryInS=delay_s)
-            await self._sleep(delay_s)
+            await self._back_off(delay_s)
         else:
             self._reached = True
             self._redis_failures = 0

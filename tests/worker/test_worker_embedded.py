@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 from shared import clock
+from shared.errors import RedisTimeout
 from tests.support.harness import QueueHarness
 from tests.support.worker_process import wait_for
 from worker.job import Job
@@ -64,3 +65,27 @@ async def test_a_lease_found_gone_while_its_job_reports_does_not_cancel_the_repo
     assert processor_task.cancelled()
     assert "job-b|t2" not in worker._runs
     report_task.cancel()
+
+
+async def test_a_backoff_after_an_outage_is_not_cut_short_by_other_wake_ups(
+    queue: QueueHarness,
+) -> None:
+    """A job ending or an event wakes the worker; in a backoff that must not end it early, or
+    each early retry doubles the next delay while Upstash is back already."""
+
+    async def no_answer() -> None:
+        raise RedisTimeout("no answer")
+
+    async def process(job: Job) -> None:
+        return None
+
+    worker = Worker(process, queue.settings, WorkerOptions(worker_id="backoff"))
+    worker._reached = True
+    backing_off = asyncio.create_task(worker._guarded(no_answer()))
+    for _ in range(5):
+        await asyncio.sleep(0.02)
+        worker._wake.set()
+    assert not backing_off.done(), "the first backoff is 0.5 s: five wake-ups did not end it"
+
+    worker.stop()  # stopping does end it
+    await asyncio.wait_for(backing_off, timeout=1)
