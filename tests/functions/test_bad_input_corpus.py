@@ -37,7 +37,7 @@ from tests.support.bad_inputs import (
     BadJobId,
     BadRequest,
 )
-from tests.support.redis_snapshot import take_snapshot
+from tests.support.redis_snapshot import take_snapshot, untouched_check
 
 PROBLEM = "application/problem+json"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -148,13 +148,7 @@ def untouched(
     seeded: Seeded, redis_direct: redis.Redis, gateway_requests: Callable[[], int]
 ) -> Callable[[], None]:
     """`untouched()`: no request reached the gateway and every key is as it was."""
-    before, requests_before = take_snapshot(redis_direct), gateway_requests()
-
-    def check() -> None:
-        assert gateway_requests() == requests_before, "a request reached Upstash"
-        assert before.differences(take_snapshot(redis_direct)) == []
-
-    return check
+    return untouched_check(redis_direct, gateway_requests)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from shared.web import auth
 from shared.web.messages import Request
 from shared.web.types import ASGIApp
 from tests.support.api import JWT_SECRET, SERVICE_KEY
-from tests.support.redis_snapshot import take_snapshot
+from tests.support.redis_snapshot import untouched_check
 
 # One event loop for the module, as in a warm instance (the Upstash client is built once).
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -86,13 +86,7 @@ async def functions(
 def nothing_reached_redis(
     functions: Functions, redis_direct: redis.Redis, gateway_requests: Callable[[], int]
 ) -> Callable[[], None]:
-    before, requests_before = take_snapshot(redis_direct), gateway_requests()
-
-    def check() -> None:
-        assert gateway_requests() == requests_before, "a request reached Upstash"
-        assert before.differences(take_snapshot(redis_direct)) == []
-
-    return check
+    return untouched_check(redis_direct, gateway_requests)
 
 
 async def assert_refused_everywhere(functions: Functions, credential: str) -> None:

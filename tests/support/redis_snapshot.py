@@ -8,6 +8,7 @@ transaction, and two snapshots may differ by rounding, at most `APPROXIMATE_EXPI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -51,6 +52,17 @@ def take_snapshot(client: redis.Redis) -> RedisSnapshot:
     if any(isinstance(reply, redis.ResponseError) for reply in expiries):  # Redis 6.2
         return RedisSnapshot(dumps, _approximate_expiries(client, keys), exact_expiry=False)
     return RedisSnapshot(dumps, {k: int(e) for k, e in zip(keys, expiries, strict=True)}, True)
+
+
+def untouched_check(client: redis.Redis, gateway_requests: Callable[[], int]) -> Callable[[], None]:
+    """A check, taken now, that later no request reached the gateway and every key is as it was."""
+    before, requests_before = take_snapshot(client), gateway_requests()
+
+    def check() -> None:
+        assert gateway_requests() == requests_before, "a request reached Upstash"
+        assert before.differences(take_snapshot(client)) == []
+
+    return check
 
 
 def _approximate_expiries(client: redis.Redis, keys: list[str]) -> dict[str, int]:
