@@ -89,14 +89,18 @@ def _new_client(settings: Settings) -> Redis:
         read_your_writes=True,
     )
     # The SDK builds its httpx client without timeouts (it was never used: nothing to close).
-    client._http._client = httpx.AsyncClient(  # pinned SDK; a test checks this
+    client._http._client = _http_client(settings)  # pinned SDK; a test checks this
+    return client
+
+
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.redis_timeout_s),
         event_hooks={"response": [_refuse_server_errors]},
         limits=httpx.Limits(
             max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IN_FLIGHT
         ),
     )
-    return client
 
 
 async def _refuse_server_errors(response: httpx.Response) -> None:
@@ -107,12 +111,11 @@ async def _refuse_server_errors(response: httpx.Response) -> None:
         response.raise_for_status()
 
 
-def _replace_wedged(settings: Settings, wedged: Redis) -> None:
-    per_endpoint = _clients.get(asyncio.get_running_loop(), {})
-    upstash = per_endpoint.get(_endpoint(settings))
-    if upstash is not None and upstash.redis is wedged:
-        upstash.redis = _new_client(settings)
-        asyncio.ensure_future(wedged.close())  # noqa: RUF006 - best effort, it is wedged
+def _replace_wedged(settings: Settings, client: Redis, wedged: httpx.AsyncClient) -> None:
+    """A fresh connection pool in the same SDK client, so every holder of it gets the new one."""
+    if client._http._client is wedged:
+        client._http._client = _http_client(settings)
+        asyncio.ensure_future(wedged.aclose())  # noqa: RUF006 - best effort, it is wedged
 
 
 def deadline_for(settings: Settings) -> float:
@@ -165,10 +168,11 @@ def _collect(attempt: asyncio.Future[Any]) -> None:
 async def _send_once(
     upstash: _Upstash, settings: Settings, send: Callable[[], Awaitable[T]], *, safe_to_repeat: bool
 ) -> T:
+    pool = upstash.redis._http._client
     try:
         return await _send_with_retries(send, safe_to_repeat=safe_to_repeat)
     except httpx.PoolTimeout:
-        _replace_wedged(settings, upstash.redis)
+        _replace_wedged(settings, upstash.redis, pool)
         raise RedisTimeout("no connection to Upstash was free in time") from None
 
 

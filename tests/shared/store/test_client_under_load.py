@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 import redis
 
@@ -14,7 +15,7 @@ from local.stack import Gateway
 from shared.config.settings import Settings, load_settings
 from shared.errors import RedisTimeout
 from shared.store import scripts
-from shared.store.client import get_redis
+from shared.store.client import call_redis, get_redis
 from shared.store.scripts import Script, run_script
 from tests.support.fault_proxy import FaultProxy
 
@@ -124,3 +125,21 @@ async def test_the_sdk_sends_through_a_client_with_the_deadline_as_its_timeouts(
     http = get_redis(settings)._http._client  # the pinned SDK's private httpx client
 
     assert (http.timeout.connect, http.timeout.read, http.timeout.pool) == (0.75, 0.75, 0.75)
+
+
+async def test_a_client_whose_pool_timed_out_gets_a_fresh_pool_and_works_again(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(gateway.url, gateway.token)
+    client = get_redis(settings)
+    wedged = client._http._client
+
+    async def no_free_connection(*_args: object, **_kwargs: object) -> None:
+        raise httpx.PoolTimeout("all connections busy")
+
+    monkeypatch.setattr(wedged, "post", no_free_connection)  # as a pool that leaked its slots
+    with pytest.raises(RedisTimeout, match="no connection"):
+        await call_redis(settings, client.ping)
+
+    assert client._http._client is not wedged, "the same SDK client, a fresh pool"
+    assert await call_redis(settings, client.ping) == "PONG"
