@@ -8,7 +8,8 @@ from enum import StrEnum
 
 from shared.errors import RateLimited
 from shared.ratelimit.checks import RateLimitCheck
-from shared.ratelimit.headers import ceil_s, decision_headers
+from shared.ratelimit.headers import ceil_div, ceil_s, decision_headers
+from shared.ratelimit.policies import Algorithm
 
 
 class Reason(StrEnum):
@@ -36,6 +37,16 @@ class PolicyDecision:
     @property
     def retry_after_s(self) -> int:
         return ceil_s(self.retry_after_ms)
+
+    def reset_ms(self, now_ms: int) -> int:
+        """What `resetMs`, `X-RateLimit-Reset` and `RateLimit`'s `t` report, as
+        `@upstash/ratelimit`'s `reset`: the end of the current window for `@fixed` and
+        `@sliding`, the next refill (one token's worth of the window) for `@token`. When a
+        denied request will be admitted is `retry_after_ms`, which can differ."""
+        policy = self.check.policy
+        if policy.algorithm is Algorithm.TOKEN:
+            return now_ms + ceil_div(policy.window_ms, policy.limit)
+        return (now_ms // policy.window_ms + 1) * policy.window_ms
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def decision_headers(decision: Decision) -> dict[str, str]:
         "RateLimit": ", ".join(_state_item(item, decision.now_ms) for item in decision.policies),
         "X-RateLimit-Limit": str(limiting.limit),
         "X-RateLimit-Remaining": str(limiting.remaining),
-        "X-RateLimit-Reset": str(ceil_s(limiting.reset_at_ms)),
+        "X-RateLimit-Reset": str(ceil_s(limiting.reset_ms(decision.now_ms))),
     }
     if not decision.allowed:
         headers["Retry-After"] = str(decision.retry_after_s)
@@ -32,9 +32,13 @@ def _policy_item(check: RateLimitCheck) -> str:
 
 
 def _state_item(item: PolicyDecision, now_ms: int) -> str:
-    reset_after_s = ceil_s(max(0, item.reset_at_ms - now_ms))
+    reset_after_s = ceil_s(max(0, item.reset_ms(now_ms) - now_ms))
     return f'"{item.check.label}";r={item.remaining};t={reset_after_s}'
 
 
 def ceil_s(milliseconds: int) -> int:
-    return -(-milliseconds // 1000)
+    return ceil_div(milliseconds, 1000)
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)

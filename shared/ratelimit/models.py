@@ -39,26 +39,26 @@ def decision_body(decision: Decision) -> dict[str, Any]:
         return {"allowed": decision.allowed, "policies": []}
     body: dict[str, Any] = {
         "allowed": decision.allowed,
-        **_numbers(limiting),
+        **_numbers(limiting, decision.now_ms),
         "retryAfterS": decision.retry_after_s,
         "policy": limiting.check.label,
     }
     if decision.reason:
         body["reason"] = decision.reason
-    body["policies"] = [_policy_body(item) for item in decision.policies]
+    body["policies"] = [_policy_body(item, decision.now_ms) for item in decision.policies]
     return body
 
 
-def _numbers(item: PolicyDecision) -> dict[str, int]:
-    return {"limit": item.limit, "remaining": item.remaining, "resetMs": item.reset_at_ms}
+def _numbers(item: PolicyDecision, now_ms: int) -> dict[str, int]:
+    return {"limit": item.limit, "remaining": item.remaining, "resetMs": item.reset_ms(now_ms)}
 
 
-def _policy_body(item: PolicyDecision) -> dict[str, Any]:
+def _policy_body(item: PolicyDecision, now_ms: int) -> dict[str, Any]:
     policy = item.check.policy
     return {
         "policy": item.check.label,
         "allowed": item.allowed,
-        **_numbers(item),
+        **_numbers(item, now_ms),
         "retryAfterS": item.retry_after_s,
         "windowMs": policy.window_ms,
         "algorithm": policy.algorithm.value,

@@ -72,7 +72,7 @@ HEADERS: dict[str, tuple[str, Json]] = {
     "RateLimit": ('every policy\'s state, IETF draft: `"user";r=42;t=3600`', {}),
     "X-RateLimit-Limit": ("the most restrictive policy's limit", {"type": "integer"}),
     "X-RateLimit-Remaining": ("what it has left", {"type": "integer"}),
-    "X-RateLimit-Reset": ("when it is whole again (epoch s)", {"type": "integer"}),
+    "X-RateLimit-Reset": ("its window's end, or next refill (epoch s)", {"type": "integer"}),
     "Retry-After": ("seconds to wait before trying again", {"type": "integer", "minimum": 0}),
     "WWW-Authenticate": ("the expected scheme, `Bearer`", {}),
     "Allow": ("the methods this path answers", {}),

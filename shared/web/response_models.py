@@ -59,8 +59,9 @@ class PolicyDecision(ResponseModel):
     limit: int
     remaining: int
     reset_ms: int = Field(
-        description="epoch ms: when the limit is whole again, or on a denial "
-        "when this request would be admitted"
+        description="epoch ms, as `@upstash/ratelimit`'s `reset`: the end of the current "
+        "window (fixed, sliding) or the next refill (token); `retryAfterS` says when a "
+        "denied request is admitted"
     )
     retry_after_s: int
     window_ms: int

@@ -338,3 +338,17 @@ async def test_when_redis_cannot_answer_the_fail_mode_decides_and_says_so(
     body = response.json()
     assert (body["allowed"], body["reason"]) == (allowed, reason)
     assert ("retry-after" in response.headers) is not allowed
+
+
+@pytest.mark.parametrize("algorithm", ["fixed", "sliding", "token"])
+async def test_reset_never_grows_past_the_window_however_much_is_used(
+    algorithm: str, policies: Callable[..., None], post: Post, service_headers: dict[str, str]
+) -> None:
+    policies(f"user:10/1m@{algorithm}")
+    window_end_ms = (NOW // 60_000 + 1) * 60_000  # the frozen clock is 15 s into its minute
+    expected_reset_ms = NOW + 6_000 if algorithm == "token" else window_end_ms  # 60 s / 10
+    for _ in range(12):  # past the limit: the last two are denied
+        body = (await post(service_headers, policy="user", identifier="u-1")).json()
+        assert body["resetMs"] == expected_reset_ms
+    assert not body["allowed"]
+    assert body["retryAfterS"] >= 1

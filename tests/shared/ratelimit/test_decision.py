@@ -134,20 +134,39 @@ def test_headers_of_an_admission_list_every_policy_and_the_tightest_numbers() ->
     )
     assert decision_headers(allowed) == {
         "RateLimit-Policy": '"user-1m";q=5;w=60, "user-1d";q=7;w=86400',
-        "RateLimit": '"user-1m";r=4;t=60, "user-1d";r=2;t=3600',
+        # The ends of the current windows: NOW is 20 s into its minute, 22h13m20s into its day.
+        "RateLimit": '"user-1m";r=4;t=40, "user-1d";r=2;t=6400',
         "X-RateLimit-Limit": "7",
         "X-RateLimit-Remaining": "2",
-        "X-RateLimit-Reset": str((NOW + 3_600_000) // 1000),
+        "X-RateLimit-Reset": str((NOW + 6_400_000) // 1000),
     }
 
 
-def test_headers_of_a_denial_add_retry_after_rounded_up_to_the_reset() -> None:
+def test_headers_of_a_denial_add_retry_after_rounded_up_and_reset_at_the_window_end() -> None:
     denied = decision((MINUTE, False, 0, NOW + 1_001, 1_001), (DAY, True, 6, NOW + 500, 0))
     headers = decision_headers(denied)
-    assert headers["Retry-After"] == "2"
-    assert headers["X-RateLimit-Reset"] == str(NOW // 1000 + 2)
+    assert headers["Retry-After"] == "2"  # when this request is admitted
+    assert headers["X-RateLimit-Reset"] == str(NOW // 1000 + 40)  # when its window ends
     assert headers["X-RateLimit-Remaining"] == "0"
-    assert headers["RateLimit"] == '"user";r=0;t=2, "user";r=6;t=1'
+    assert headers["RateLimit"] == '"user";r=0;t=40, "user";r=6;t=6400'
+
+
+@pytest.mark.parametrize(
+    ("policy", "now_ms", "reset_ms"),
+    [
+        (MINUTE, NOW, NOW + 40_000),  # sliding: the end of the current window
+        (MINUTE, NOW + 39_999, NOW + 40_000),
+        (MINUTE, NOW + 40_000, NOW + 100_000),  # the first ms of the next window
+        (DAY, NOW, NOW + 6_400_000),  # fixed: the end of the current window
+        (HOUR_IP, NOW, NOW + 180_000),  # token: one token's refill, 1 h / 20
+        (Policy("ip", 7, 1_000, Algorithm.TOKEN), NOW, NOW + 143),  # rounded up: 1000 / 7
+    ],
+)
+def test_reset_is_what_upstash_ratelimit_reports(
+    policy: Policy, now_ms: int, reset_ms: int
+) -> None:
+    item = PolicyDecision(RateLimitCheck(policy, "u1"), True, 3, NOW + 999_999_999, 0)
+    assert item.reset_ms(now_ms) == reset_ms
 
 
 def test_a_denial_never_says_retry_after_zero() -> None:
