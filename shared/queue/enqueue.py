@@ -17,7 +17,7 @@ from shared.config.settings import Settings
 from shared.errors import BadRedisReply, IdempotencyKeyReused
 from shared.queue.models import JobStatus, JobView
 from shared.queue.new_job import NewJob
-from shared.queue.record import job_from_hash, new_job_fields
+from shared.queue.record import job_from_hash
 from shared.ratelimit.checks import RateLimitCheck
 from shared.ratelimit.decision import Decision
 from shared.ratelimit.guard import LimitedReply, LimitInputs, within_limits
@@ -68,7 +68,7 @@ async def enqueue_job(
 
 
 def _script_args(keys: QueueKeys, job: NewJob, limits: LimitInputs) -> list[ScriptArg]:
-    fields = new_job_fields(job)
+    fields = job.hash_fields
     return [
         len(limits.keys),
         len(limits.args),

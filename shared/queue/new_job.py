@@ -6,6 +6,7 @@ names the same job (`shared.queue.job_ids`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ class NewJob:
             return self.run_at_ms
         return self.request.priority * SCORE_PRIORITY_STEP + self.run_at_ms
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """What makes two requests with one idempotency key the same request."""
         request = self.request
@@ -55,9 +56,14 @@ class NewJob:
         ]
         return hashlib.sha256(compact_json(same).encode()).hexdigest()[:32]
 
+    @functools.cached_property
+    def hash_fields(self) -> list[str]:
+        """The job HASH as HSET arguments, encoded once (the script and `view` both need it)."""
+        return new_job_fields(self)
+
     def view(self) -> JobView:
         """The job as `status` will show it once stored."""
-        return job_from_hash(as_pairs(new_job_fields(self), "a new job"))
+        return job_from_hash(as_pairs(self.hash_fields, "a new job"))
 
 
 def new_job(
