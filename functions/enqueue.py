@@ -22,6 +22,7 @@ from shared.web.endpoint import endpoint
 from shared.web.lambda_adapter import lambda_handler
 from shared.web.messages import Request, Response, json_response
 from shared.web.validation import field_error, parse_json
+from shared.webhooks.targets import check_callback_url
 
 
 async def enqueue(request: Request) -> Response:
@@ -37,6 +38,8 @@ def parse_new_job(caller: Caller, request: Request) -> NewJob:
     context = enqueue_context(caller.settings.max_job_data_bytes, now_ms)
     body = parse_json(request, EnqueueRequest, context=context)
     user_id = caller.principal.acting_user(body.user_id)
+    if body.callback_url is not None:
+        check_callback_url(body.callback_url, caller.principal, caller.settings)
     return new_job(body, user_id, idempotency_key(request, body), now_ms)
 
 

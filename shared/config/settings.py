@@ -28,6 +28,8 @@ DEFAULT_POLICIES = "user:100/1d,ip:20/1h"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
+_HOST = re.compile(r"^[a-z0-9.-]{1,253}$|^\[[0-9a-f:.]{2,45}\]$")
 
 
 def _http_url(value: str) -> str:
@@ -65,6 +67,12 @@ class Settings(BaseModel):
     max_job_data_bytes: int = Field(alias="MAX_JOB_DATA_BYTES", default=65536, ge=2, le=10_000_000)
     max_result_bytes: int = Field(alias="MAX_RESULT_BYTES", default=262144, ge=2, le=10_000_000)
     job_retention_s: int = Field(alias="JOB_RETENTION_S", default=86400, ge=60, le=90 * 86400)
+    # Browser origins allowed to call the API (SPEC section 10); empty: no CORS headers at all.
+    cors_allow_origins: tuple[str, ...] = Field(alias="CORS_ALLOW_ORIGINS", default=())
+    # Standard Webhooks signing secret (`whsec_<base64>`, or any text of 24+ characters).
+    webhook_secret: str | None = Field(alias="WEBHOOK_SECRET", default=None, min_length=24)
+    # Hosts a user's callbackUrl may name, and where http:// and private addresses are allowed.
+    webhook_allowed_hosts: tuple[str, ...] = Field(alias="WEBHOOK_ALLOWED_HOSTS", default=())
 
     @field_validator("queue_name")
     @classmethod
@@ -93,6 +101,30 @@ class Settings(BaseModel):
             if not _SHA256_HEX.match(digest):
                 raise ValueError("must be comma-separated SHA-256 hex digests (64 hex characters)")
         return digests
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        origins = tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        for origin in origins:
+            if origin == "*" or not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; list each one as https://host[:port]"
+                )
+        return origins
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        hosts = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        for host in hosts:
+            if not _HOST.match(host):
+                raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
+        return hosts
 
     @field_validator("trusted_ip_header")
     @classmethod

@@ -33,6 +33,8 @@ MIN_TIMEOUT_MS = 1_000
 MAX_TIMEOUT_MS = 900_000
 ENQUEUE_BODY_FACTOR = 4
 ENQUEUE_ENVELOPE_BYTES = 16_384
+MAX_CALLBACK_URL_CHARS = 2048
+CALLBACK_URL_PATTERN = r"^https?://[^\s]+$"
 
 
 class JobStatus(StrEnum):
@@ -86,6 +88,10 @@ class EnqueueRequest(ApiModel):
     timeout_ms: Annotated[int, Field(ge=MIN_TIMEOUT_MS, le=MAX_TIMEOUT_MS)] = DEFAULT_TIMEOUT_MS
     idempotency_key: Annotated[str | None, Field(pattern=IDEMPOTENCY_KEY_PATTERN)] = None
     user_id: Annotated[str | None, Field(min_length=1, max_length=MAX_USER_ID_CHARS)] = None
+    # Checked against the caller and WEBHOOK_ALLOWED_HOSTS by `shared.webhooks.targets`.
+    callback_url: Annotated[
+        str | None, Field(max_length=MAX_CALLBACK_URL_CHARS, pattern=CALLBACK_URL_PATTERN)
+    ] = None
 
     @field_validator("data")
     @classmethod
@@ -144,8 +150,23 @@ class JobError(ApiModel):
     kind: str
 
 
+class WebhookStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookState(ApiModel):
+    """Where the delivery of a job's callback stands (SPEC section 10)."""
+
+    status: WebhookStatus
+    attempts: Annotated[int, Field(ge=0)]
+    last_error: str | None = None
+
+
 class JobView(ApiModel):
-    """A job as the status endpoint shows it (its `data` stays private to the worker)."""
+    """A job as the status endpoint shows it (its `data` and `callbackUrl` stay private to the
+    worker). `cancelRequested` and `webhook` appear only where they apply."""
 
     id: str
     type: str
@@ -161,6 +182,16 @@ class JobView(ApiModel):
     run_at: int | None
     started_at: int | None
     finished_at: int | None
+    updated_at: int | None = None
+    cancel_requested: bool | None = None
+    webhook: WebhookState | None = None
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        for optional in ("cancelRequested", "webhook"):
+            if body[optional] is None:
+                del body[optional]
+        return body
 
 
 class WorkerInfo(ApiModel):

@@ -54,6 +54,8 @@ class NewJob:
             request.max_attempts,
             request.timeout_ms,
         ]
+        # Appended only when set, so requests without them keep the fingerprint they had.
+        same += [extra for extra in (request.callback_url,) if extra is not None]
         return hashlib.sha256(compact_json(same).encode()).hexdigest()[:32]
 
     @functools.cached_property

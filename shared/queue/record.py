@@ -2,8 +2,9 @@
 and a worker's heartbeat in the `workers` HASH. Fields are strings; "" or absent means null.
 
 Job HASH fields: id type userId status priority attempts maxAttempts timeoutMs data progress
-result error (JSON text) createdAt runAt startedAt finishedAt (epoch ms) token idempotencyKey
-requestHash (the fingerprint of an idempotent request).
+result error webhook (JSON text) createdAt runAt startedAt finishedAt updatedAt (epoch ms) token
+idempotencyKey requestHash (the fingerprint of an idempotent request) callbackUrl
+cancelRequested ("1" once a cancel of the running job was asked for).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ _INT_FIELDS = (
     "runAt",
     "startedAt",
     "finishedAt",
+    "updatedAt",
 )
-_JSON_FIELDS = ("progress", "result", "error")
+_JSON_FIELDS = ("progress", "result", "error", "webhook")
 _TEXT_FIELDS = ("id", "type", "userId", "status")
 _INTEGER_TEXT = re.compile(r"^-?[0-9]{1,17}$")
 
@@ -50,6 +52,8 @@ def new_job_fields(job: NewJob) -> list[str]:
         "data": compact_json(job.request.data),
         "createdAt": str(job.created_at_ms),
         "runAt": str(job.run_at_ms),
+        "updatedAt": str(job.created_at_ms),
+        "callbackUrl": job.request.callback_url or "",
         "idempotencyKey": job.idempotency_key or "",
         "requestHash": job.fingerprint if job.idempotency_key else "",
     }
@@ -67,6 +71,7 @@ def job_from_hash(fields: Mapping[str, str]) -> JobView:
         values: dict[str, Any] = {name: _text(fields, name) for name in _TEXT_FIELDS}
         values |= {name: _integer(fields, name) for name in _INT_FIELDS}
         values |= {name: _json(fields, name) for name in _JSON_FIELDS}
+        values["cancelRequested"] = True if fields.get("cancelRequested") == "1" else None
         return JobView.model_validate(values)
     except (ValueError, ValidationError) as error:
         job_id = fields.get("id", "?")

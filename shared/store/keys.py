@@ -28,8 +28,15 @@ The data model (values kept as strings; times are epoch milliseconds):
                       seen for a while are removed by stats and by the workers' beat.
 - `rl:<policy>:<id>`  STRING, rate-limit state of every policy of that name for one identifier
                       (encoding in `shared/ratelimit/state.py`).
-- channel `events`    `<jobId> <readyAtMs>`, PUBLISHed by enqueue and whenever settle or release
-                      make jobs ready, so idle workers wake at once.
+- `webhooks`          ZSET of job ids whose callback is to be delivered; score = when the next
+                      try is due (a delivery in flight pushes it ahead, so a dead worker's
+                      delivery is tried again). Entries leave when delivered or given up.
+- channel `events`    for the workers: `<jobId> <readyAtMs>`, PUBLISHed by enqueue and whenever
+                      settle or release make jobs ready, so idle workers wake at once;
+                      `<jobId> cancel` when the owner cancels a running job; `<jobId> webhook`
+                      when a job's callback is due and its worker is not the one to send it.
+- channel `job:<id>`  `<updatedAt>`, PUBLISHed by every change of the job (status, progress,
+                      attempts, cancel), so a long-polling `status` answers at once.
 """
 
 from __future__ import annotations
@@ -74,8 +81,15 @@ class QueueKeys:
         return f"{self.prefix}rl:{policy_name}:{identifier}"
 
     @property
+    def webhooks(self) -> str:
+        return f"{self.prefix}webhooks"
+
+    @property
     def events_channel(self) -> str:
         return f"{self.prefix}events"
+
+    def job_channel(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
 
 
 def lease_member(job_id: str, token: str) -> str:

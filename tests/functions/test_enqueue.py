@@ -20,7 +20,7 @@ from tests.support.clock import FrozenClock
 JOB = {"type": "image.generate", "data": {"prompt": "a cat in a hat"}}
 SPEC_JOB_FIELDS = {
     "id", "type", "userId", "status", "priority", "attempts", "maxAttempts", "progress",
-    "result", "error", "createdAt", "runAt", "startedAt", "finishedAt",
+    "result", "error", "createdAt", "runAt", "startedAt", "finishedAt", "updatedAt",
 }  # fmt: skip
 KEYS = QueueKeys("ai-queue")
 
@@ -60,6 +60,7 @@ async def test_a_user_enqueue_answers_202_with_the_job_and_where_to_follow_it(
         "runAt": queue_clock.now,
         "startedAt": None,
         "finishedAt": None,
+        "updatedAt": queue_clock.now,
     }
     assert redis_direct.zscore(KEYS.ready, body["id"]) == 5 * SCORE_PRIORITY_STEP + queue_clock.now
 

@@ -190,6 +190,7 @@ async def test_the_job_hash_holds_what_a_worker_needs(
         "data": '{"prompt":"é","n":2}',
         "createdAt": str(now_ms),
         "runAt": str(now_ms),
+        "updatedAt": str(now_ms),
         "idempotencyKey": "order-1",
         "requestHash": redis_direct.hget(keys.job(job.id), "requestHash"),
     }

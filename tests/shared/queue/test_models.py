@@ -23,7 +23,7 @@ NOW_MS = 1_780_000_000_000
 MAX_DATA_BYTES = 100
 SPEC_JOB_FIELDS = {
     "id", "type", "userId", "status", "priority", "attempts", "maxAttempts", "progress",
-    "result", "error", "createdAt", "runAt", "startedAt", "finishedAt",
+    "result", "error", "createdAt", "runAt", "startedAt", "finishedAt", "updatedAt",
 }  # fmt: skip
 
 
