@@ -1,5 +1,6 @@
-"""The ASGI app of one function: method check, body limit, request id, and errors rendered as
-problem+json. A function module reads:
+"""The ASGI app of one function: CORS (`shared.web.cors`: preflights answered before any handler),
+method check, body limit, request id, and errors rendered as problem+json. A function module
+reads:
 
     async def show(request: Request) -> Response: ...
     app = endpoint({"GET": show})
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 
 from shared.errors import AppError, MethodNotAllowed, PayloadTooLarge
+from shared.web import cors
 from shared.web.messages import Handler, Request, Response
 from shared.web.problems import problem_response
 from shared.web.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +26,8 @@ logger = logging.getLogger("shared.web")
 
 MAX_BODY_BYTES = 1_048_576
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+_NO_CONTENT = frozenset({204, 304})  # a response without a body has no Content-Length either
 
 BodyLimit = int | Callable[[], int]
 
@@ -59,6 +63,7 @@ def endpoint(
             logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             response = problem_response(AppError("an unexpected error occurred"), request_id)
         response.headers["X-Request-Id"] = request_id
+        cors.allow_listed_origin(response, headers)
         await _send_response(send, response)
 
     return app
@@ -75,6 +80,8 @@ async def _dispatch(
     request_id: str,
 ) -> Response:
     method = scope["method"].upper()
+    if cors.is_preflight(method, headers):
+        return cors.preflight_response(headers, allowed)
     handler = handlers.get(method)
     if handler is None:
         raise MethodNotAllowed(method, allowed)
@@ -134,12 +141,20 @@ async def _send_response(send: Send, response: Response) -> None:
     own = {name.lower(): value for name, value in response.headers.items()}
     own.setdefault("cache-control", "no-store")  # unless the handler says otherwise
     headers = [
-        (b"content-type", response.media_type.encode()),
-        (b"content-length", str(len(payload)).encode()),
+        *_framing(response, payload),
         *((name.encode(), value.encode()) for name, value in own.items()),
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _framing(response: Response, payload: bytes) -> list[tuple[bytes, bytes]]:
+    if response.status in _NO_CONTENT:
+        return []
+    return [
+        (b"content-type", response.media_type.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
 
 
 async def _refuse_lifespan(receive: Receive, send: Send) -> None:
