@@ -190,6 +190,15 @@ class JobRun:
         level = logging.WARNING if reported is LeaseOutcome.FAILED else logging.INFO
         self._log(reported.value, level, **fields)
 
+    def log_claimed(self) -> None:
+        self._log("claimed")
+
+    def log_lease_lost(self, reason: str) -> None:
+        self._log("lease_lost", logging.WARNING, reason=reason)
+
+    def log_report_failed(self, error: Exception) -> None:
+        self._log("job_report_failed", logging.ERROR, error=str(error))
+
     def log_slot_held(self) -> None:
         self._log("slot_held", logging.WARNING, reason="the processor is still running")
 

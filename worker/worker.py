@@ -41,6 +41,7 @@ from worker.events import EventStream, JobEvent, Subscribed
 from worker.logs import log_event
 from worker.processor import Processor
 from worker.running import JobRun, QueueHandle
+from worker.runs import Runs
 from worker.schedule import (
     IDLE_BEAT_S,
     Housekeeping,
@@ -78,12 +79,11 @@ class Worker:
         self.id = options.worker_id or default_worker_id()
         check_worker_id(self.id)
         self.keys = QueueKeys(options.queue_name or settings.queue_name)
-        self._processor = processor
         self._settings = settings
         self._options = options
-        self._runs: dict[str, tuple[JobRun, asyncio.Task[None]]] = {}  # leases held
         self._wake = asyncio.Event()
         self._slots = Slots(options.concurrency, on_free=self._wake.set)
+        self._runs = Runs(processor, options.backoff, self._slots, on_end=self._run_ended)
         self._stopping = False
         self._hurry = False
         self._may_have_ready = True
@@ -126,10 +126,10 @@ class Worker:
                 stream.cancel()
                 await asyncio.gather(stream, return_exceptions=True)
             if self._reached and not refused:
-                claimed = [run.claimed for run, _ in self._runs.values()]
-                await hand_back(queue, claimed, self._cancel_all())
+                claimed = [run.claimed for run in self._runs.holding()]
+                await hand_back(queue, claimed, self._runs.cancel_all())
             else:  # nothing can be handed back: the leases expire
-                await asyncio.gather(*self._cancel_all(), return_exceptions=True)
+                await asyncio.gather(*self._runs.cancel_all(), return_exceptions=True)
         self._log("worker_stopped")
 
     # -- the loop ------------------------------------------------------------------------
@@ -141,11 +141,8 @@ class Worker:
         if self._wants_to_claim():
             await self._claim(queue)
 
-    def _free_slots(self) -> int:
-        return self._slots.free
-
     def _wants_to_claim(self) -> bool:
-        return self._may_have_ready and self._free_slots() > 0 and not self._stopping
+        return self._may_have_ready and self._slots.free > 0 and not self._stopping
 
     def _idle_s(self) -> float:
         if self._wants_to_claim():
@@ -196,7 +193,7 @@ class Worker:
             retention_ms=self._settings.job_retention_ms,
             worker_stale_after_ms=WORKER_STALE_AFTER_MS,
         )
-        runs = [run for run, _ in self._runs.values()]
+        runs = self._runs.holding()
         request, due_before_ms = self._request(now_ms, chores, runs), self._due_ms
         result = await beat(queue.redis, queue.settings, queue.keys, request)
         if chores.trim_done_before_ms:
@@ -206,7 +203,7 @@ class Worker:
         for run in runs:
             run.lease_valid_until_ms = now_ms + run.claimed.timeout_ms
         for member in result.lost:
-            self._abandon(member)
+            self._runs.abandon(member)
         # Until the settle succeeds, what was due stays due: the next step beats again.
         due_ms = now_ms if result.has_due else result.next_due_ms
         self._due_ms = merge_due_ms(next_due_ms(due_ms, now_ms), self._due_ms, due_before_ms)
@@ -241,7 +238,7 @@ class Worker:
             self._note_ready()
 
     def _schedule_next_beat(self, now_ms: int) -> None:
-        timeouts = [run.claimed.timeout_ms for run, _ in self._runs.values()]
+        timeouts = [run.claimed.timeout_ms for run in self._runs.holding()]
         self._next_beat_ms = now_ms + round(
             beat_interval_s(timeouts, self._options.idle_beat_s) * 1000
         )
@@ -249,7 +246,7 @@ class Worker:
     async def _claim(self, queue: QueueHandle) -> None:
         """Lease, then start (two requests). If the start cannot be made, the provisional
         leases expire and the jobs return to `ready` without spending an attempt."""
-        wanted = min(self._free_slots(), MAX_CLAIM_BATCH)
+        wanted = min(self._slots.free, MAX_CLAIM_BATCH)
         epoch, (r, s, k) = self._ready_epoch, (queue.redis, queue.settings, queue.keys)
         leases = await lease_jobs(r, s, k, count=wanted, now_ms=clock.now_ms(), worker_id=self.id)
         if len(leases) < wanted and epoch == self._ready_epoch:
@@ -259,40 +256,17 @@ class Worker:
             self._run_all(queue, await start_jobs(r, s, k, leases, now_ms=now_ms), now_ms)
 
     def _run_all(self, queue: QueueHandle, jobs: list[ClaimedJob], now_ms: int) -> None:
-        for claimed in jobs:
-            after = self._slots.still_running(claimed.lease.job_id)
-            run = JobRun(queue, claimed, self._processor, self._options.backoff, after=after)
-            task = asyncio.create_task(self._execute(run))
-            self._runs[claimed.lease.member] = (run, task)
-            self._slots.take(run, task)
-            self._log("claimed", jobId=run.job_id, type=claimed.type, attempt=claimed.attempt)
+        self._runs.start(queue, jobs)
         if jobs:
             busy_beat_ms = now_ms + round(beat_interval_s([j.timeout_ms for j in jobs]) * 1000)
             self._next_beat_ms = min(self._next_beat_ms, busy_beat_ms)
 
-    async def _execute(self, run: JobRun) -> None:
-        try:
-            outcome = await run.execute()
-            if outcome in (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED):
-                self._finished_since_trim = True
-            if run.retry_at_ms is not None:  # this worker promotes its own retry when due
-                self._due_ms = min(self._due_ms or run.retry_at_ms, run.retry_at_ms)
-        except (RedisUnavailable, BadRedisReply) as error:
-            # The lease expires and the job returns to ready: nothing is lost.
-            self._log("job_report_failed", logging.ERROR, jobId=run.job_id, error=str(error))
-        finally:
-            self._runs.pop(run.claimed.lease.member, None)
-            self._wake.set()
-
-    def _abandon(self, member: str) -> None:
-        """A lease the beat could not renew: stop the job, unless its outcome is already being
-        reported (its own complete or fail may be what removed the lease)."""
-        entry = self._runs.get(member)
-        if entry is None or entry[0].reporting:
-            return
-        run, task = self._runs.pop(member)
-        self._log("lease_lost", logging.WARNING, jobId=run.job_id, reason="renewal refused")
-        task.cancel()
+    def _run_ended(self, run: JobRun, outcome: LeaseOutcome | None) -> None:
+        if outcome in (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED):
+            self._finished_since_trim = True
+        if run.retry_at_ms is not None:  # this worker promotes its own retry when due
+            self._due_ms = min(self._due_ms or run.retry_at_ms, run.retry_at_ms)
+        self._wake.set()
 
     # -- wake-ups --------------------------------------------------------------------------
 
@@ -331,12 +305,6 @@ class Worker:
             if clock.now_ms() >= self._next_beat_ms:
                 await self._guarded(self._beat(queue, clock.now_ms()))
             await self._sleep(min(left_s, max(0.0, (self._next_beat_ms - clock.now_ms()) / 1000)))
-
-    def _cancel_all(self) -> list[asyncio.Task[None]]:
-        tasks = [task for _, task in self._runs.values()]
-        for task in tasks:
-            task.cancel()
-        return tasks
 
     def _log(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
         log_event(event, level, workerId=self.id, **fields)

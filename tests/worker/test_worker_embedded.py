@@ -50,20 +50,21 @@ async def test_a_lease_found_gone_while_its_job_reports_does_not_cancel_the_repo
     The report must finish (and log what happened) rather than be cancelled half-way."""
     worker = Worker(lambda job: None, queue.settings, WorkerOptions(worker_id="racing"))
     reporting = SimpleNamespace(reporting=True, job_id="job-a")
-    running = SimpleNamespace(reporting=False, job_id="job-b")
+    running = SimpleNamespace(reporting=False, job_id="job-b", log_lease_lost=lambda reason: None)
     report_task = asyncio.create_task(asyncio.sleep(10))
     processor_task = asyncio.create_task(asyncio.sleep(10))
-    worker._runs["job-a|t1"] = (reporting, report_task)  # type: ignore[assignment]
-    worker._runs["job-b|t2"] = (running, processor_task)  # type: ignore[assignment]
+    runs = worker._runs._entries
+    runs["job-a|t1"] = (reporting, report_task)  # type: ignore[assignment]
+    runs["job-b|t2"] = (running, processor_task)  # type: ignore[assignment]
 
-    worker._abandon("job-a|t1")
-    worker._abandon("job-b|t2")
+    worker._runs.abandon("job-a|t1")
+    worker._runs.abandon("job-b|t2")
     await asyncio.sleep(0)
 
     assert not report_task.cancelled()
-    assert "job-a|t1" in worker._runs
+    assert "job-a|t1" in runs
     assert processor_task.cancelled()
-    assert "job-b|t2" not in worker._runs
+    assert "job-b|t2" not in runs
     report_task.cancel()
 
 
