@@ -11,10 +11,10 @@ moves to `ready`. Settle checks every entry again, so several workers may settle
 Billed commands: beat 4 for an idle worker (EVALSHA, ZRANGE leases, ZRANGE delayed, HSET
 workers); +1 when it holds leases (ZADD XX CH renews them all; +1 ZMSCORE only when one was
 lost); +2 with `trim_done_before_ms` and +1 (+1 HDEL) with `prune_workers_before_ms`.
-Settle: 1 + 2 per due delayed job (HMGET, HSET) + 1 ZREM delayed; + 1 ZMSCORE leases and 1 per
-expired lease (HMGET; +1 HSET when it ran, +1 PEXPIRE when it fails) + 1 ZREM leases (+1 ZADD
-done:failed when any failed); +2 (ZADD ready, PUBLISH) when any became ready. One due delayed
-job: 6; one expired lease: 7.
+Settle: 1 + 3 per due delayed job (HMGET, HSET, PUBLISH its channel) + 1 ZREM delayed; + 1
+ZMSCORE leases and 1 per expired lease (HMGET; +2 HSET, PUBLISH when it ran and goes back; +4
+HSET, PEXPIRE, ZADD done, PUBLISH when it fails or a cancel is confirmed) + 1 ZREM leases; +2
+(ZADD ready, PUBLISH events) when any became ready. One due delayed job: 7; one expired lease: 8.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class BeatResult:
 @dataclass(frozen=True)
 class SettleResult:
     became_ready: int  # jobs moved to `ready` (promoted or taken back)
-    failed: int  # jobs failed because their last attempt's lease expired
+    ended: int  # jobs failed (their last attempt's lease expired) or cancelled (never confirmed)
 
 
 async def beat(
@@ -139,6 +139,7 @@ async def settle(
         settings.job_retention_ms,
         model_json(LEASE_EXPIRED),
         keys.events_channel,
+        keys.job_channel(""),
         len(expired),
         *expired,
         *due,
@@ -148,8 +149,15 @@ async def settle(
             redis,
             settings,
             load_script("queue/settle"),
-            [keys.leases, keys.delayed, keys.ready, keys.done("failed")]
-            + [keys.job(job_id) for job_id in job_ids],
+            [
+                keys.leases,
+                keys.delayed,
+                keys.ready,
+                keys.done("failed"),
+                keys.done("cancelled"),
+                keys.webhooks,
+                *(keys.job(job_id) for job_id in job_ids),
+            ],
             args,
             safe_to_repeat=True,
         ),
@@ -159,7 +167,7 @@ async def settle(
         raise BadRedisReply(f"settle: expected 2 entries, got {len(reply)}")
     return SettleResult(
         became_ready=as_int(reply[0], "settle ready count"),
-        failed=as_int(reply[1], "settle failed count"),
+        ended=as_int(reply[1], "settle ended count"),
     )
 
 
@@ -169,7 +177,7 @@ async def beat_and_settle(
     """A beat, then a settle of what it found due (no second request when nothing is)."""
     result = await beat(redis, settings, keys, request)
     if not result.has_due:
-        return result, SettleResult(became_ready=0, failed=0)
+        return result, SettleResult(became_ready=0, ended=0)
     settled = await settle(
         redis, settings, keys, expired=result.expired, due=result.due, now_ms=request.now_ms
     )

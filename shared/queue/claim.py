@@ -29,7 +29,7 @@ from shared.store.replies import as_int, as_list, as_str, as_str_list
 from shared.store.scripts import ScriptArg, load_script, run_script
 
 MAX_CLAIM_BATCH = 100
-START_FIELDS = 9
+START_FIELDS = 10
 PROVISIONAL_LEASE_MS = 10_000  # plus REDIS_TIMEOUT_MS: ample for the start request to arrive
 
 
@@ -43,6 +43,7 @@ class ClaimedJob:
     max_attempts: int
     timeout_ms: int
     priority: int
+    has_callback: bool = False  # the job has a callbackUrl: its end schedules a delivery
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ async def start_jobs(
 ) -> list[ClaimedJob]:
     """Start the leased jobs that are still pending and still leased by these tokens. Safe to
     repeat: a repeat returns the jobs it started without counting another attempt."""
-    args: list[ScriptArg] = [now_ms]
+    args: list[ScriptArg] = [now_ms, keys.job_channel("")]
     for lease in leases:
         args += [lease.job_id, lease.token]
     reply = as_list(
@@ -129,7 +130,7 @@ async def start_jobs(
 
 def _started_job(fields: list[object]) -> ClaimedJob:
     job_id, token, job_type, user_id, data_json = (as_str(f, "start") for f in fields[:5])
-    attempt, max_attempts, timeout_ms, priority = (as_int(f, "start") for f in fields[5:])
+    attempt, max_attempts, timeout_ms, priority = (as_int(f, "start") for f in fields[5:9])
     return ClaimedJob(
         lease=Lease(job_id, token),
         type=job_type,
@@ -139,4 +140,5 @@ def _started_job(fields: list[object]) -> ClaimedJob:
         max_attempts=max_attempts,
         timeout_ms=timeout_ms,
         priority=priority,
+        has_callback=as_str(fields[9], "start") != "",
     )

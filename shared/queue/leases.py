@@ -6,11 +6,17 @@ write a result (a result is never written twice).
 A token is `<24 random hex>.<worker id>`: the lease names the worker that holds it, so stats can
 count each worker's live leases from the leases themselves. A worker id never contains `|`.
 
-Billed commands per call (1 for the script + each command inside it): complete 5 (ZREM, HSET,
-PEXPIRE, ZADD); fail 4 when retrying (ZREM, HSET, ZADD) or 5 when final (+ PEXPIRE); a refused
-(stale) complete or fail 3 (ZREM, HMGET); progress 3 (ZSCORE, HSET); release 1 + 2 per job
-(ZREM, HSET) + 2 when any was handed back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 6 for
-one job.
+Every change is PUBLISHed on the job's channel (`<updatedAt>`), so a long-polling `status`
+answers at once. A job whose owner cancelled it while it ran has lost its lease (its member is
+`<id>|cancel`): complete and fail refuse the outcome and end it cancelled, and `finish_cancelled`
+ends it once the worker has stopped the processor.
+
+Billed commands per call (1 for the script + each command inside it): complete 6 (ZREM, HSET,
+PEXPIRE, ZADD, PUBLISH); fail 5 when retrying (ZREM, HSET, ZADD, PUBLISH) or 6 when final
+(ZREM, HSET, PEXPIRE, ZADD, PUBLISH); +2 (ZADD webhooks, PUBLISH events) when a final job has a
+callback; a refused (stale) complete or fail 3 (ZREM, HMGET); progress 4 (ZSCORE, HSET,
+PUBLISH); release 1 + 3 per job (ZREM, HSET, PUBLISH) + 2 when any was handed back (ZADD ready,
+PUBLISH) + 1 to sign off (HDEL): 7 for one job.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from enum import StrEnum
 
 from upstash_redis.asyncio import Redis
 
+from shared import clock
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply
 from shared.queue.models import JobError, Progress
@@ -37,6 +44,7 @@ class LeaseOutcome(StrEnum):
     COMPLETED = "completed"
     RETRYING = "retrying"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # its owner cancelled it while it ran: the outcome was refused
     STALE = "stale"  # the lease is not held any more: nothing was written
 
 
@@ -77,13 +85,22 @@ async def complete_job(
     *,
     now_ms: int,
     progress: Progress | None = None,
+    callback: bool = False,
 ) -> LeaseOutcome:
-    """Store the result (the caller checked its size) if the lease is still held."""
+    """Store the result (the caller checked its size) if the lease is still held; CANCELLED
+    when the owner cancelled the job meanwhile (the result is refused, the job is cancelled).
+    `callback`: the job has a callbackUrl, so its end schedules the delivery."""
     reply = await run_script(
         redis,
         settings,
         load_script("queue/complete_job"),
-        [keys.leases, keys.job(lease.job_id), keys.done("completed")],
+        [
+            keys.leases,
+            keys.job(lease.job_id),
+            keys.done("completed"),
+            keys.done("cancelled"),
+            keys.webhooks,
+        ],
         [
             lease.member,
             now_ms,
@@ -92,10 +109,14 @@ async def complete_job(
             lease.job_id,
             lease.token,
             _json_or_empty(progress),
+            _flag(callback),
+            keys.events_channel,
+            keys.job_channel(""),
         ],
         safe_to_repeat=True,
     )
-    return _outcome(reply, {LeaseOutcome.COMPLETED, LeaseOutcome.STALE}, "complete")
+    expected = {LeaseOutcome.COMPLETED, LeaseOutcome.CANCELLED, LeaseOutcome.STALE}
+    return _outcome(reply, expected, "complete")
 
 
 async def fail_job(
@@ -108,13 +129,22 @@ async def fail_job(
     retry_at_ms: int | None,
     now_ms: int,
     progress: Progress | None = None,
+    callback: bool = False,
 ) -> LeaseOutcome:
-    """Schedule a retry at `retry_at_ms`, or fail the job for good when it is None."""
+    """Schedule a retry at `retry_at_ms`, or fail the job for good when it is None; CANCELLED
+    when the owner cancelled the job meanwhile."""
     reply = await run_script(
         redis,
         settings,
         load_script("queue/fail_job"),
-        [keys.leases, keys.job(lease.job_id), keys.delayed, keys.done("failed")],
+        [
+            keys.leases,
+            keys.job(lease.job_id),
+            keys.delayed,
+            keys.done("failed"),
+            keys.done("cancelled"),
+            keys.webhooks,
+        ],
         [
             lease.member,
             now_ms,
@@ -124,11 +154,53 @@ async def fail_job(
             lease.job_id,
             lease.token,
             _json_or_empty(progress),
+            _flag(callback),
+            keys.events_channel,
+            keys.job_channel(""),
         ],
         safe_to_repeat=True,
     )
-    expected = {LeaseOutcome.RETRYING, LeaseOutcome.FAILED, LeaseOutcome.STALE}
+    expected = {
+        LeaseOutcome.RETRYING,
+        LeaseOutcome.FAILED,
+        LeaseOutcome.CANCELLED,
+        LeaseOutcome.STALE,
+    }
     return _outcome(reply, expected, "fail")
+
+
+async def finish_cancelled(
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    lease: Lease,
+    *,
+    now_ms: int,
+    callback: bool = False,
+) -> LeaseOutcome:
+    """End a job whose cancel was requested, once its processor has stopped: CANCELLED, or
+    STALE when no cancel was requested or the job is no longer this attempt."""
+    reply = await run_script(
+        redis,
+        settings,
+        load_script("queue/finish_cancelled"),
+        [keys.leases, keys.job(lease.job_id), keys.done("cancelled"), keys.webhooks],
+        [
+            lease.job_id,
+            lease.token,
+            now_ms,
+            settings.job_retention_ms,
+            _flag(callback),
+            keys.events_channel,
+            keys.job_channel(""),
+        ],
+        safe_to_repeat=True,
+    )
+    return _outcome(reply, {LeaseOutcome.CANCELLED, LeaseOutcome.STALE}, "finish cancelled")
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else ""
 
 
 def _outcome(reply: object, expected: set[LeaseOutcome], what: str) -> LeaseOutcome:
@@ -139,15 +211,23 @@ def _outcome(reply: object, expected: set[LeaseOutcome], what: str) -> LeaseOutc
 
 
 async def report_progress(
-    redis: Redis, settings: Settings, keys: QueueKeys, lease: Lease, progress: Progress
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    lease: Lease,
+    progress: Progress,
+    *,
+    now_ms: int | None = None,
 ) -> bool:
-    """Record progress; False when the lease is no longer held (nothing written)."""
+    """Record progress; False when the lease is no longer held (nothing written): it expired,
+    or the owner cancelled the job."""
+    updated_at = clock.now_ms() if now_ms is None else now_ms
     reply = await run_script(
         redis,
         settings,
         load_script("queue/report_progress"),
         [keys.leases, keys.job(lease.job_id)],
-        [lease.member, model_json(progress)],
+        [lease.member, model_json(progress), updated_at, keys.job_channel(lease.job_id)],
         safe_to_repeat=True,
     )
     written = as_int(reply, "progress")
@@ -176,7 +256,12 @@ async def release_jobs(
 ) -> list[str]:
     """Hand jobs back without spending an attempt; optionally remove the worker's heartbeat.
     Returns the ids handed back (a job whose lease is gone is left alone)."""
-    args: list[str | int] = [now_ms, sign_off_worker_id or "", keys.events_channel]
+    args: list[str | int] = [
+        now_ms,
+        sign_off_worker_id or "",
+        keys.events_channel,
+        keys.job_channel(""),
+    ]
     for job in jobs:
         args += [job.lease.member, job.priority, job.attempts_before]
     reply = await run_script(

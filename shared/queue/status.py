@@ -1,7 +1,12 @@
 """A job as its owner sees it, and cancelling it: one request to Upstash each (a read, or one
-script). Someone else's job and an unknown id give the same 404."""
+script). Someone else's job and an unknown id give the same 404.
+
+A job that has not started is cancelled at once; a running one gets `cancelRequested` and its
+worker stops it (`cancel_job.lua`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from upstash_redis.asyncio import Redis
 
@@ -28,22 +33,44 @@ async def get_job(redis: Redis, settings: Settings, job_id: str, viewer_id: str 
     return job
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    job: JobView
+    requested: bool  # the job is running: its worker has been asked to stop it
+
+
 async def cancel_job(
     redis: Redis, settings: Settings, job_id: str, viewer_id: str | None, now_ms: int
-) -> JobView:
-    """Cancel a pending or delayed job: Conflict once it runs or has finished."""
+) -> Cancellation:
+    """Cancel a job that has not started, or ask its worker to stop a running one: Conflict
+    once it has completed or failed."""
     keys = QueueKeys(settings.queue_name)
     retention_ms = settings.job_retention_ms
-    script_keys = [keys.job(job_id), keys.ready, keys.delayed, keys.done(JobStatus.CANCELLED)]
-    args: list[ScriptArg] = [job_id, viewer_id or "", now_ms, retention_ms, now_ms - retention_ms]
+    script_keys = [
+        keys.job(job_id),
+        keys.ready,
+        keys.delayed,
+        keys.done(JobStatus.CANCELLED),
+        keys.leases,
+        keys.webhooks,
+    ]
+    args: list[ScriptArg] = [
+        job_id,
+        viewer_id or "",
+        now_ms,
+        retention_ms,
+        now_ms - retention_ms,
+        keys.events_channel,
+        keys.job_channel(""),
+    ]
     reply = await run_script(redis, settings, load_script("queue/cancel_job"), script_keys, args)
     match reply:
         case ["cancelled", fields]:
-            return job_from_hash(as_pairs(fields, "cancel"))
+            return Cancellation(job_from_hash(as_pairs(fields, "cancel")), requested=False)
+        case ["requested", fields]:
+            return Cancellation(job_from_hash(as_pairs(fields, "cancel")), requested=True)
         case ["conflict", str() as status]:
-            raise Conflict(
-                f"job {job_id} is {status}; only pending or delayed jobs can be cancelled"
-            )
+            raise Conflict(f"job {job_id} is {status}; a finished job cannot be cancelled")
         case ["missing"]:
             raise job_not_found()
     raise BadRedisReply(f"cancel script replied {reply!r:.200}")

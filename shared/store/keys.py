@@ -35,8 +35,9 @@ The data model (values kept as strings; times are epoch milliseconds):
                       settle or release make jobs ready, so idle workers wake at once;
                       `<jobId> cancel` when the owner cancels a running job; `<jobId> webhook`
                       when a job's callback is due and its worker is not the one to send it.
-- channel `job:<id>`  `<updatedAt>`, PUBLISHed by every change of the job (status, progress,
-                      attempts, cancel), so a long-polling `status` answers at once.
+- channel `job:<id>`  `<updatedAt> <status>`, PUBLISHed by every change of the job (status,
+                      progress, attempts, a cancel request), so a long-polling `status` answers
+                      at once, and re-reads the job only for a change it waits for.
 """
 
 from __future__ import annotations

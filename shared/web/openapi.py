@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from shared.queue.models import IDEMPOTENCY_KEY_PATTERN, EnqueueRequest, JobView, QueueStats
+from shared.queue.watch import MAX_WAIT_MS
 from shared.ratelimit.models import RateLimitCheckRequest
 from shared.web.error_catalogue import PAGE_PATH, error_classes
 from shared.web.response_models import Decision, Problem
@@ -159,16 +160,21 @@ def _paths(ref: dict[type[BaseModel], Json]) -> Json:
         "/api/status": {
             "get": _operation(
                 "getJob",
-                "The job, to its owner or a service key",
-                parameters=[_job_id_query()],
+                "The job, to its owner or a service key; with waitMs, a long-poll that answers "
+                "when the job is final (or, with after, has changed since)",
+                parameters=[_job_id_query(), *_long_poll_queries()],
                 responses={"200": job},
                 errors=(401, 404, 422, 500, 502, 503),
             ),
             "delete": _operation(
                 "cancelJob",
-                "Cancel a job that has not started (cancelling again is 200; a finished job 409)",
+                "Cancel a job that has not started (200; again: 200), or ask its worker to stop "
+                "a running one (202, cancelRequested); a finished job is 409",
                 parameters=[_job_id_query()],
-                responses={"200": _json("the job, cancelled", ref[JobView])},
+                responses={
+                    "200": _json("the job, cancelled", ref[JobView]),
+                    "202": _json("the running job, its cancel requested", ref[JobView]),
+                },
                 errors=(401, 404, 409, 422, 500, 502, 503),
             ),
         },
@@ -310,6 +316,26 @@ def _job_id_query() -> Json:
         "unknown one",
         "schema": {"type": "string"},
     }
+
+
+def _long_poll_queries() -> list[Json]:
+    return [
+        {
+            "name": "waitMs",
+            "in": "query",
+            "required": False,
+            "description": "wait up to this long for the job to end (or change, with after); "
+            "0 or absent: answer at once",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_MS},
+        },
+        {
+            "name": "after",
+            "in": "query",
+            "required": False,
+            "description": "an updatedAt the caller has seen: answer as soon as the job's is later",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+    ]
 
 
 def _job_links() -> Json:

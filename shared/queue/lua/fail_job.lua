@@ -2,13 +2,15 @@
 --
 -- Only while the caller still holds the job's lease. A retry sets status delayed, due at the
 -- backoff time the caller computed; the job fails for good when its attempts are used up or the
--- error is permanent.
+-- error is permanent. A job whose owner asked to cancel it while it ran ends cancelled instead.
 --
 -- Input:
 --   KEYS[1]    leases ZSET (member "<id>|<token>")
 --   KEYS[2]    the job HASH
 --   KEYS[3]    delayed ZSET (score = due time)
 --   KEYS[4]    done:failed ZSET (score finishedAt; trimmed by the workers' beat, not here)
+--   KEYS[5]    done:cancelled ZSET
+--   KEYS[6]    webhooks ZSET (score = when the callback's next try is due)
 --   ARGV[1]    the lease member "<id>|<token>"
 --   ARGV[2]    now_ms
 --   ARGV[3]    error, JSON text {"message", "kind"}
@@ -17,40 +19,54 @@
 --   ARGV[6]    job id
 --   ARGV[7]    token
 --   ARGV[8]    final progress, JSON text, or '' to leave progress as it is
+--   ARGV[9]    '1' when the job has a callbackUrl (its delivery is scheduled), else ''
+--   ARGV[10]   the events channel
+--   ARGV[11]   the job channel prefix
 --
 -- Output:
---   'retrying', 'failed', or 'stale' when the lease is not held. Repeating a call that was
---   applied returns its outcome again while the job still carries this token.
+--   'retrying', 'failed', 'cancelled' (a cancel was requested), or 'stale' when the lease is
+--   not held. Repeating a call that was applied returns its outcome again while the job still
+--   carries this token.
+--- @include "queue/end_job"
+local ending = { now_ms = ARGV[2], retention_ms = ARGV[5], webhooks_key = KEYS[6],
+  events_channel = ARGV[10], job_channel = ARGV[11], callback = ARGV[9] == '1' }
+local progress = {}
+if ARGV[8] ~= '' then
+  progress = { 'progress', ARGV[8] }
+end
+
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
-  local job = redis.call('HMGET', KEYS[2], 'status', 'token')
-  if job[2] == ARGV[7] and job[1] == 'failed' then
-    return 'failed'
-  end
-  if job[2] == ARGV[7] and job[1] == 'delayed' then
+  local job = redis.call('HMGET', KEYS[2], 'status', 'token', 'cancelRequested')
+  if job[2] ~= ARGV[7] then
+    return 'stale'
+  elseif job[1] == 'failed' or job[1] == 'cancelled' then
+    return job[1]
+  elseif job[1] == 'delayed' then
     return 'retrying'
+  elseif job[1] == 'processing' and job[3] == '1' then
+    redis.call('ZREM', KEYS[1], ARGV[6] .. '|cancel')
+    end_job(KEYS[2], ARGV[6], 'cancelled', KEYS[5], progress, ending)
+    return 'cancelled'
   end
   return 'stale'
 end
-local retry_at = tonumber(ARGV[4])
+
 local fields = { 'error', ARGV[3] }
-if ARGV[8] ~= '' then
-  fields[#fields + 1] = 'progress'
-  fields[#fields + 1] = ARGV[8]
+for _, value in ipairs(progress) do
+  fields[#fields + 1] = value
 end
+local retry_at = tonumber(ARGV[4])
 if retry_at > 0 then
   fields[#fields + 1] = 'status'
   fields[#fields + 1] = 'delayed'
   fields[#fields + 1] = 'runAt'
   fields[#fields + 1] = ARGV[4]
+  fields[#fields + 1] = 'updatedAt'
+  fields[#fields + 1] = ARGV[2]
   redis.call('HSET', KEYS[2], unpack(fields))
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+  redis.call('PUBLISH', ARGV[11] .. ARGV[6], ARGV[2] .. ' delayed')
   return 'retrying'
 end
-fields[#fields + 1] = 'status'
-fields[#fields + 1] = 'failed'
-fields[#fields + 1] = 'finishedAt'
-fields[#fields + 1] = ARGV[2]
-redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[6])
+end_job(KEYS[2], ARGV[6], 'failed', KEYS[4], fields, ending)
 return 'failed'

@@ -10,7 +10,8 @@
 --   ARGV[1]    now_ms (the released jobs' readyAtMs)
 --   ARGV[2]    worker id to remove from `workers`, or '' to keep the heartbeat
 --   ARGV[3]    the events channel: one PUBLISH "<id> <now_ms>" wakes idle workers
---   ARGV[4..]  per job, three entries: the lease member "<id>|<token>", the job's priority, and
+--   ARGV[4]    the job channel prefix: each job handed back is announced on its channel
+--   ARGV[5..]  per job, three entries: the lease member "<id>|<token>", the job's priority, and
 --              its attempts count before this attempt (the claim had added one)
 --
 -- Output:
@@ -18,12 +19,13 @@
 local now_ms = tonumber(ARGV[1])
 local released = {}
 local ready = {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local member = ARGV[i]
   if redis.call('ZREM', KEYS[1], member) == 1 then
     local id = string.match(member, '^(.*)|')
-    redis.call('HSET', KEYS[4 + (i - 4) / 3], 'status', 'pending', 'attempts', ARGV[i + 2],
-      'token', '')
+    redis.call('HSET', KEYS[4 + (i - 5) / 3], 'status', 'pending', 'attempts', ARGV[i + 2],
+      'token', '', 'updatedAt', ARGV[1])
+    redis.call('PUBLISH', ARGV[4] .. id, ARGV[1] .. ' pending')
     ready[#ready + 1] = tonumber(ARGV[i + 1]) * 1e13 + now_ms
     ready[#ready + 1] = id
     released[#released + 1] = id

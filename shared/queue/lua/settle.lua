@@ -7,28 +7,40 @@
 -- An expired lease of a running job returns it to `ready` with the attempt counted, or fails it
 -- (error ARGV[3], kind lease_expired) when its attempts are used up. An expired lease of a job
 -- that was leased but never started (still pending) returns it to `ready`: no attempt was spent.
--- A lease whose job is in any other state is just removed.
+-- An expired "<id>|cancel" lease (the owner cancelled the running job and its worker never
+-- confirmed) ends the job cancelled. A lease whose job is in any other state is just removed.
+-- Every job that changes is announced on its channel.
 --
 -- Input:
 --   KEYS[1]       leases ZSET (member "<id>|<token>", score = deadline)
 --   KEYS[2]       delayed ZSET (score = due time = the job's runAt)
 --   KEYS[3]       ready ZSET (score priority * 1e13 + readyAtMs)
 --   KEYS[4]       done:failed ZSET (score finishedAt)
---   KEYS[5..]     the job HASH of each expired lease member, then of each due delayed id, in the
+--   KEYS[5]       done:cancelled ZSET (score finishedAt)
+--   KEYS[6]       webhooks ZSET (score = when a callback's next try is due)
+--   KEYS[7..]     the job HASH of each expired lease member, then of each due delayed id, in the
 --                 order of the ARGV entries
 --   ARGV[1]       now_ms
---   ARGV[2]       retention in ms (PEXPIRE of a job failed by an expired lease)
+--   ARGV[2]       retention in ms (PEXPIRE of a job failed or cancelled here)
 --   ARGV[3]       error JSON recorded on a job whose last attempt's lease expired
 --   ARGV[4]       the events channel: one PUBLISH "<id> <now_ms>" when jobs became ready
---   ARGV[5]       E, the number of expired lease members that follow
---   ARGV[6..5+E]  the expired lease members "<id>|<token>"
---   ARGV[6+E..]   the due delayed job ids
+--   ARGV[5]       the job channel prefix
+--   ARGV[6]       E, the number of expired lease members that follow
+--   ARGV[7..6+E]  the expired lease members "<id>|<token>"
+--   ARGV[7+E..]   the due delayed job ids
 --
 -- Output:
---   { ready_count, failed_count }: jobs moved to `ready`, jobs failed
+--   { ready_count, ended_count }: jobs moved to `ready`, jobs failed or cancelled
+--- @include "queue/end_job"
 local now_ms = tonumber(ARGV[1])
-local n_expired = tonumber(ARGV[5])
-local ready, ready_ids, failed = {}, {}, {}
+local n_expired = tonumber(ARGV[6])
+local ready, ready_ids = {}, {}
+local ended = 0
+
+local function ending(callback)
+  return { now_ms = ARGV[1], retention_ms = ARGV[2], webhooks_key = KEYS[6],
+    events_channel = ARGV[4], job_channel = ARGV[5], callback = callback }
+end
 
 local function make_ready(id, priority, ready_at_ms)
   ready[#ready + 1] = (tonumber(priority) or 0) * 1e13 + ready_at_ms
@@ -40,19 +52,23 @@ local function take_back(job_key, member)
   local id = string.match(member, '^(.*)|') or ''
   local token = string.sub(member, #id + 2)
   local job = redis.call('HMGET', job_key, 'status', 'token', 'attempts', 'maxAttempts',
-    'priority')
-  if job[1] == 'pending' then
+    'priority', 'cancelRequested', 'callbackUrl')
+  local callback = (job[7] or '') ~= ''
+  if token == 'cancel' then
+    if job[1] == 'processing' and job[6] == '1' then
+      end_job(job_key, id, 'cancelled', KEYS[5], {}, ending(callback))
+      ended = ended + 1
+    end
+  elseif job[1] == 'pending' then
     make_ready(id, job[5], now_ms)
   elseif job[1] ~= 'processing' or job[2] ~= token then
     return
   elseif (tonumber(job[3]) or 0) >= (tonumber(job[4]) or 1) then
-    redis.call('HSET', job_key, 'status', 'failed', 'error', ARGV[3], 'finishedAt', ARGV[1],
-      'token', '')
-    redis.call('PEXPIRE', job_key, ARGV[2])
-    failed[#failed + 1] = now_ms
-    failed[#failed + 1] = id
+    end_job(job_key, id, 'failed', KEYS[4], { 'error', ARGV[3], 'token', '' }, ending(callback))
+    ended = ended + 1
   else
-    redis.call('HSET', job_key, 'status', 'pending', 'token', '')
+    redis.call('HSET', job_key, 'status', 'pending', 'token', '', 'updatedAt', ARGV[1])
+    redis.call('PUBLISH', ARGV[5] .. id, ARGV[1] .. ' pending')
     make_ready(id, job[5], now_ms)
   end
 end
@@ -60,7 +76,7 @@ end
 local function recover_expired()
   local members = {}
   for i = 1, n_expired do
-    members[i] = ARGV[5 + i]
+    members[i] = ARGV[6 + i]
   end
   if #members == 0 then
     return
@@ -70,28 +86,26 @@ local function recover_expired()
   for i, member in ipairs(members) do
     if scores[i] and tonumber(scores[i]) <= now_ms then
       expired[#expired + 1] = member
-      take_back(KEYS[4 + i], member)
+      take_back(KEYS[6 + i], member)
     end
   end
   if #expired > 0 then
     redis.call('ZREM', KEYS[1], unpack(expired))
-  end
-  if #failed > 0 then
-    redis.call('ZADD', KEYS[4], unpack(failed))
   end
 end
 
 -- A job is delayed exactly while it is in `delayed`, scored by its runAt.
 local function promote_due()
   local settled = {}
-  for i = 6 + n_expired, #ARGV do
+  for i = 7 + n_expired, #ARGV do
     local id = ARGV[i]
-    local job = redis.call('HMGET', KEYS[i - 1], 'status', 'priority', 'runAt')
+    local job = redis.call('HMGET', KEYS[i], 'status', 'priority', 'runAt')
     local run_at = tonumber(job[3]) or now_ms
     if job[1] ~= 'delayed' then
       settled[#settled + 1] = id
     elseif run_at <= now_ms then
-      redis.call('HSET', KEYS[i - 1], 'status', 'pending')
+      redis.call('HSET', KEYS[i], 'status', 'pending', 'updatedAt', ARGV[1])
+      redis.call('PUBLISH', ARGV[5] .. id, ARGV[1] .. ' pending')
       make_ready(id, job[2], run_at)
       settled[#settled + 1] = id
     end
@@ -107,4 +121,4 @@ if #ready > 0 then
   redis.call('ZADD', KEYS[3], unpack(ready))
   redis.call('PUBLISH', ARGV[4], ready_ids[1] .. ' ' .. ARGV[1])
 end
-return { #ready_ids, #failed / 2 }
+return { #ready_ids, ended }

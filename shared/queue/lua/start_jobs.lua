@@ -2,27 +2,28 @@
 --
 -- For each job still leased by the caller's token and still pending: mark it processing (one
 -- more attempt, the token, startedAt, no progress) and move its lease deadline to now +
--- timeoutMs. A job that is no longer pending (cancelled meanwhile, or gone) loses its lease and
+-- timeoutMs; its watchers hear of the change on its channel. A job that is no longer pending (cancelled meanwhile, or gone) loses its lease and
 -- is not started; a job whose lease is gone (it expired and was returned to `ready`) is left
 -- alone.
 --
 -- Input:
 --   KEYS[1]    leases ZSET (member "<id>|<token>", score = lease deadline in epoch ms)
 --   KEYS[2..]  the job HASH of each leased job, in the order of the ARGV pairs
---   ARGV[1]    now_ms, the caller's clock (startedAt)
---   ARGV[2..]  per job, two entries: its id and its fencing token
+--   ARGV[1]    now_ms, the caller's clock (startedAt, updatedAt)
+--   ARGV[2]    the job channel prefix: a started job's change is PUBLISHed on prefix .. id
+--   ARGV[3..]  per job, two entries: its id and its fencing token
 --
 -- Output:
---   { id, token, type, userId, data, attempts, maxAttempts, timeoutMs, priority, id, ... }: 9
---   fields per started job (attempts counts this one). Repeating a call that was applied returns
+--   { id, token, type, userId, data, attempts, maxAttempts, timeoutMs, priority, callbackUrl,
+--   id, ... }: 10 fields per started job (attempts counts this one; callbackUrl '' if none). Repeating a call that was applied returns
 --   the same jobs again without counting another attempt.
 local now_ms = tonumber(ARGV[1])
 local FIELDS = { 'status', 'token', 'type', 'userId', 'data', 'attempts', 'maxAttempts',
-  'timeoutMs', 'priority' }
+  'timeoutMs', 'priority', 'callbackUrl' }
 
 local wanted, deadlines, dropped = {}, {}, {}
 for i = 2, #KEYS do
-  local id, token = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local id, token = ARGV[2 * i - 1], ARGV[2 * i]
   local job = redis.call('HMGET', KEYS[i], unpack(FIELDS))
   local timeout_ms = tonumber(job[8])
   local repeated = job[1] == 'processing' and job[2] == token
@@ -61,10 +62,11 @@ for i, start in ipairs(wanted) do
     if job[1] == 'pending' then
       attempts = attempts + 1
       redis.call('HSET', start.key, 'status', 'processing', 'attempts', attempts,
-        'startedAt', ARGV[1], 'token', start.token, 'progress', '')
+        'startedAt', ARGV[1], 'updatedAt', ARGV[1], 'token', start.token, 'progress', '')
+      redis.call('PUBLISH', ARGV[2] .. start.id, ARGV[1] .. ' processing')
     end
     local fields = { start.id, start.token, job[3] or '', job[4] or '', job[5] or '', attempts,
-      job[7] or '1', job[8], job[9] or '0' }
+      job[7] or '1', job[8], job[9] or '0', job[10] or '' }
     for _, field in ipairs(fields) do
       reply[#reply + 1] = field
     end

@@ -59,7 +59,7 @@ async def run_beat(
 ) -> Beat:
     request = beat_request(now_ms, held, worker_id, **options)
     found, settled = await beat_and_settle(queue.redis, queue.settings, queue.keys, request)
-    return Beat(found.lost, found.next_due_ms, settled.became_ready, settled.failed)
+    return Beat(found.lost, found.next_due_ms, settled.became_ready, settled.ended)
 
 
 async def scan(queue: QueueHarness, now_ms: int) -> BeatResult:
@@ -71,7 +71,7 @@ async def settle_found(queue: QueueHarness, found: BeatResult, now_ms: int) -> t
     settled = await settle(
         queue.redis, queue.settings, queue.keys, expired=found.expired, due=found.due, now_ms=now_ms
     )
-    return settled.became_ready, settled.failed
+    return settled.became_ready, settled.ended
 
 
 async def test_an_expired_lease_returns_the_job_to_ready_and_the_attempt_stays_counted(

@@ -7,7 +7,6 @@ import pytest
 import redis
 
 from local.stack import Gateway
-from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, beat_and_settle
 from shared.queue.claim import (
     PROVISIONAL_LEASE_MS,
@@ -187,7 +186,7 @@ async def test_a_job_cancelled_between_lease_and_start_is_not_started_and_loses_
     job_id = await queue.enqueue()
     leases = await lease(queue)
 
-    cancelled = await cancel_job(queue.redis, queue.settings, job_id, "user-1", T0_MS + 1)
+    cancelled = (await cancel_job(queue.redis, queue.settings, job_id, "user-1", T0_MS + 1)).job
 
     assert cancelled.status is JobStatus.CANCELLED
     assert await start(queue, leases, now_ms=T0_MS + 2) == []
@@ -196,12 +195,16 @@ async def test_a_job_cancelled_between_lease_and_start_is_not_started_and_loses_
     assert queue.members(queue.keys.ready) == []
 
 
-async def test_a_started_job_can_no_longer_be_cancelled(queue: QueueHarness) -> None:
+async def test_a_started_job_is_not_cancelled_at_once_its_cancel_is_requested(
+    queue: QueueHarness,
+) -> None:
     job_id = await queue.enqueue()
     await claim(queue)
 
-    with pytest.raises(Conflict, match="processing"):
-        await cancel_job(queue.redis, queue.settings, job_id, "user-1", T0_MS + 1)
+    asked = await cancel_job(queue.redis, queue.settings, job_id, "user-1", T0_MS + 1)
+
+    assert (asked.requested, asked.job.status) == (True, JobStatus.PROCESSING)
+    assert queue.members(queue.keys.leases) == [f"{job_id}|cancel"]
 
 
 async def test_start_after_the_provisional_lease_was_taken_back_starts_nothing(

@@ -62,7 +62,7 @@ async def test_a_lease_costs_three_whatever_the_batch_and_two_when_the_queue_is_
     assert (empty, one, three) == (2, 3, 3)
 
 
-async def test_a_start_costs_four_for_one_job_and_two_more_per_extra_job(
+async def test_a_start_costs_five_for_one_job_and_three_more_per_extra_job(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
@@ -74,10 +74,10 @@ async def test_a_start_costs_four_for_one_job_and_two_more_per_extra_job(
     _, one_cost = await cost(start_jobs(r, s, k, one, now_ms=T0_MS))
     _, three_cost = await cost(start_jobs(r, s, k, three, now_ms=T0_MS))
 
-    assert (one_cost, three_cost) == (4, 4 + 2 * 2)
+    assert (one_cost, three_cost) == (5, 5 + 2 * 3)  # + PUBLISH on each job's channel
 
 
-async def test_complete_costs_five_and_a_stale_complete_three(
+async def test_complete_costs_six_and_a_stale_complete_three(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
@@ -87,10 +87,10 @@ async def test_complete_costs_five_and_a_stale_complete_three(
     _, billed = await cost(complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 1))
     _, stale = await cost(complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 2))
 
-    assert (billed, stale) == (5, 3)
+    assert (billed, stale) == (6, 3)
 
 
-async def test_fail_costs_four_when_retrying_and_five_when_final(
+async def test_fail_costs_five_when_retrying_and_six_when_final(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
@@ -103,10 +103,10 @@ async def test_fail_costs_four_when_retrying_and_five_when_final(
     )
     _, final_cost = await cost(fail_job(r, s, k, final.lease, BOOM, retry_at_ms=None, now_ms=T0_MS))
 
-    assert (retry_cost, final_cost) == (4, 5)
+    assert (retry_cost, final_cost) == (5, 6)
 
 
-async def test_progress_costs_three_and_release_of_one_job_with_sign_off_six(
+async def test_progress_costs_four_and_release_of_one_job_with_sign_off_seven(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
@@ -119,7 +119,7 @@ async def test_progress_costs_three_and_release_of_one_job_with_sign_off_six(
         release_jobs(r, s, k, [hand_back], now_ms=T0_MS, sign_off_worker_id="w")
     )
 
-    assert (progress, release) == (3, 6)
+    assert (progress, release) == (4, 7)
 
 
 async def test_an_idle_beat_costs_four_and_a_busy_one_five(
@@ -136,7 +136,7 @@ async def test_an_idle_beat_costs_four_and_a_busy_one_five(
     assert (idle, busy) == (4, 5)
 
 
-async def test_settle_costs_six_for_a_due_delayed_job_and_seven_for_an_expired_lease(
+async def test_settle_costs_seven_for_a_due_delayed_job_and_eight_for_an_expired_lease(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
@@ -153,16 +153,16 @@ async def test_settle_costs_six_for_a_due_delayed_job_and_seven_for_an_expired_l
     )
     _, fail = await cost(settle(r, s, k, expired=[last_job.lease.member], due=[], now_ms=late_ms))
 
-    assert (promote, recover, fail) == (6, 7, 7)
+    assert (promote, recover, fail) == (7, 8, 8)
 
 
-async def test_one_job_from_enqueue_to_complete_costs_twelve_beyond_enqueue_in_three_requests(
+async def test_one_job_from_enqueue_to_complete_costs_fourteen_beyond_enqueue_in_three_requests(
     queue: QueueHarness,
     billed_commands: Callable[[], int],
     gateway_requests: Callable[[], int],
 ) -> None:
-    """Lease 3 (EVALSHA, ZPOPMIN, ZADD), start 4 (EVALSHA, HMGET, ZADD XX CH, HSET), complete 5
-    (EVALSHA, ZREM, HSET, PEXPIRE, ZADD)."""
+    """Lease 3 (EVALSHA, ZPOPMIN, ZADD), start 5 (EVALSHA, HMGET, ZADD XX CH, HSET, PUBLISH),
+    complete 6 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD, PUBLISH)."""
     r, s, k = queue.redis, queue.settings, queue.keys
     await queue.enqueue()
     billed, requests = billed_commands(), gateway_requests()
@@ -171,5 +171,5 @@ async def test_one_job_from_enqueue_to_complete_costs_twelve_beyond_enqueue_in_t
     (job,) = await start_jobs(r, s, k, leases, now_ms=T0_MS)
     await complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 1)
 
-    assert billed_commands() - billed == 3 + 4 + 5
+    assert billed_commands() - billed == 3 + 5 + 6
     assert gateway_requests() - requests == 3

@@ -11,7 +11,6 @@ import redis
 
 from local.stack import Gateway
 from shared.config.settings import Settings, load_settings
-from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, beat_and_settle
 from shared.queue.claim import ClaimBatch, claim_jobs
 from shared.queue.enqueue import enqueue_job
@@ -96,19 +95,18 @@ async def test_a_delayed_job_is_not_claimable_before_it_is_due(
     assert [claimed.lease.job_id for claimed in batch.jobs] == [job.id]
 
 
-async def test_a_claimed_job_cannot_be_cancelled_and_then_shows_its_result(
+async def test_a_claimed_job_shows_its_result(
     settings: Settings, keys: QueueKeys, redis_direct: redis.Redis
 ) -> None:
     now_ms = real_now_ms()
     job = await enqueued(settings, now_ms)
     (claimed,) = (await claim(settings, keys, now_ms + 5)).jobs
     redis_client = get_redis(settings)
-    with pytest.raises(Conflict, match="is processing"):
-        await cancel_job(redis_client, settings, job.id, "user-1", now_ms + 6)
     running = await get_job(redis_client, settings, job.id, "user-1")
-    assert (running.status, running.attempts, running.started_at) == (
+    assert (running.status, running.attempts, running.started_at, running.updated_at) == (
         JobStatus.PROCESSING,
         1,
+        now_ms + 5,
         now_ms + 5,
     )
     outcome = await complete_job(
@@ -116,15 +114,50 @@ async def test_a_claimed_job_cannot_be_cancelled_and_then_shows_its_result(
     )
     assert outcome is LeaseOutcome.COMPLETED
     done = await get_job(redis_client, settings, job.id, None)
-    assert (done.status, done.result, done.finished_at) == (
+    assert (done.status, done.result, done.finished_at, done.updated_at) == (
         JobStatus.COMPLETED,
         {"url": "https://x/1.png"},
+        now_ms + 9,
         now_ms + 9,
     )
     assert redis_direct.pttl(keys.job(job.id)) > 0
 
 
-async def test_one_job_with_a_user_and_an_ip_policy_bills_19_commands_in_four_requests(
+async def test_a_running_job_cancelled_refuses_its_late_result_and_ends_cancelled(
+    settings: Settings, keys: QueueKeys, redis_direct: redis.Redis
+) -> None:
+    now_ms = real_now_ms()
+    job = await enqueued(settings, now_ms)
+    (claimed,) = (await claim(settings, keys, now_ms + 5)).jobs
+    redis_client = get_redis(settings)
+
+    asked = await cancel_job(redis_client, settings, job.id, "user-1", now_ms + 6)
+    again = await cancel_job(redis_client, settings, job.id, "user-1", now_ms + 7)
+
+    assert (asked.requested, asked.job.status, asked.job.cancel_requested) == (
+        True,
+        JobStatus.PROCESSING,
+        True,
+    )
+    assert (again.requested, again.job.updated_at) == (True, now_ms + 6)  # nothing more changed
+    assert redis_direct.zrange(keys.leases, 0, -1) == [f"{job.id}|cancel"]
+    outcome = await complete_job(
+        redis_client, settings, keys, claimed.lease, '{"late":true}', now_ms=now_ms + 9
+    )
+    assert outcome is LeaseOutcome.CANCELLED
+    done = await get_job(redis_client, settings, job.id, None)
+    assert (done.status, done.result, done.finished_at, done.cancel_requested) == (
+        JobStatus.CANCELLED,
+        None,
+        now_ms + 9,
+        True,
+    )
+    assert redis_direct.zrange(keys.leases, 0, -1) == []
+    assert redis_direct.zscore(keys.done("cancelled"), job.id) == now_ms + 9
+    assert redis_direct.pttl(keys.job(job.id)) > 0
+
+
+async def test_one_job_with_a_user_and_an_ip_policy_bills_21_commands_in_four_requests(
     settings: Settings,
     keys: QueueKeys,
     gateway_requests: Callable[[], int],
@@ -137,7 +170,8 @@ async def test_one_job_with_a_user_and_an_ip_policy_bills_19_commands_in_four_re
     (claimed,) = (await claim(settings, keys, now_ms, count=1)).jobs
     await complete_job(get_redis(settings), settings, keys, claimed.lease, "1", now_ms=now_ms)
     assert gateway_requests() - requests == 4
-    # enqueue 7 (EVALSHA, MGET, SET, SET, HSET, ZADD, PUBLISH) + claim 7 in two requests: lease
-    # (EVALSHA, ZPOPMIN, ZADD) and start (EVALSHA, HMGET, ZADD, HSET), so that every job key is
-    # declared in KEYS + complete 5 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD).
-    assert billed_commands() - billed == 19
+    # enqueue 7 (EVALSHA, MGET, SET, SET, HSET, ZADD, PUBLISH) + claim 8 in two requests: lease
+    # (EVALSHA, ZPOPMIN, ZADD) and start (EVALSHA, HMGET, ZADD, HSET, PUBLISH), so that every job
+    # key is declared in KEYS + complete 6 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD, PUBLISH). The
+    # PUBLISHes on the job's channel are what a long-polling status waits for.
+    assert billed_commands() - billed == 21

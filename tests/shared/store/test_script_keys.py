@@ -18,7 +18,15 @@ from shared.queue.beat import BeatRequest, HeldLease, beat, settle
 from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
 from shared.queue.enqueue import enqueue_job
 from shared.queue.job_ids import idempotent_job_id, new_job_id
-from shared.queue.leases import HandBack, complete_job, fail_job, release_jobs, report_progress
+from shared.queue.leases import (
+    HandBack,
+    LeaseOutcome,
+    complete_job,
+    fail_job,
+    finish_cancelled,
+    release_jobs,
+    report_progress,
+)
 from shared.queue.models import EnqueueRequest, JobError, Progress
 from shared.queue.new_job import NewJob
 from shared.queue.stats import queue_stats
@@ -172,6 +180,29 @@ async def run_the_worker_side(audit: KeyAudit, queue: QueueHarness) -> None:
     await audit.run(release_jobs(r, s, k, [hand_back], now_ms=T0_MS, sign_off_worker_id="w"))
     with pytest.raises(Conflict):
         await audit.run(cancel_job(r, s, done.lease.job_id, None, T0_MS + 7))
+    await run_the_cancels_and_callbacks(audit, queue)
+
+
+async def run_the_cancels_and_callbacks(audit: KeyAudit, queue: QueueHarness) -> None:
+    """A running job cancelled then confirmed, one whose result comes after the cancel, and
+    endings of jobs with a callback (which schedule its delivery)."""
+    r, s, k = queue.redis, queue.settings, queue.keys
+    for _ in range(3):
+        await enqueue(queue, callbackUrl="https://hooks.example.com/done")
+    stopped, late, called = await claim(audit, queue, count=3)
+    for job in (stopped, late):
+        await audit.run(cancel_job(r, s, job.lease.job_id, None, T0_MS + 8))
+    outcome = await audit.run(
+        finish_cancelled(r, s, k, stopped.lease, now_ms=T0_MS + 9, callback=True)
+    )
+    assert outcome is LeaseOutcome.CANCELLED
+    outcome = await audit.run(complete_job(r, s, k, late.lease, "1", now_ms=T0_MS + 9))
+    assert outcome is LeaseOutcome.CANCELLED
+    outcome = await audit.run(
+        complete_job(r, s, k, called.lease, "1", now_ms=T0_MS + 9, callback=True)
+    )
+    assert outcome is LeaseOutcome.COMPLETED
+    assert queue.direct.zcard(k.webhooks) == 2
 
 
 async def run_the_beat_and_settle(audit: KeyAudit, queue: QueueHarness) -> None:
@@ -184,6 +215,9 @@ async def run_the_beat_and_settle(audit: KeyAudit, queue: QueueHarness) -> None:
     await claim(audit, queue, count=2)
     await enqueue(queue)
     await audit.run(lease_jobs(r, s, k, count=1, now_ms=T0_MS))
+    await enqueue(queue, timeoutMs=1_000)
+    [unconfirmed] = await claim(audit, queue, count=1)
+    await cancel_job(r, s, unconfirmed.lease.job_id, None, T0_MS + 1)  # its worker is gone
     await enqueue(queue, delayMs=1_000)
     queue.direct.zadd(k.delayed, {"gone": T0_MS})
     queue.direct.hset(k.workers, "dead", '{"lastSeenMs":1}')
@@ -192,8 +226,8 @@ async def run_the_beat_and_settle(audit: KeyAudit, queue: QueueHarness) -> None:
     await audit.run(beat(r, s, k, request))
     late = BeatRequest("w", [], 1, T0_MS + 3_600_000)
     found = await audit.run(beat(r, s, k, late))
-    assert (len(found.expired), len(found.due)) == (3, 2)
+    assert (len(found.expired), len(found.due)) == (4, 2)
     settled = await audit.run(
         settle(r, s, k, expired=found.expired, due=found.due, now_ms=late.now_ms)
     )
-    assert (settled.became_ready, settled.failed) == (3, 1)
+    assert (settled.became_ready, settled.ended) == (3, 2)

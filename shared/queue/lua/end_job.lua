@@ -1,0 +1,48 @@
+-- end_job: end a job (completed, failed or cancelled): the steps every ending shares
+--
+-- A library, not run alone: complete_job.lua, fail_job.lua, finish_cancelled.lua, cancel_job.lua
+-- and settle.lua include it by name and call end_job(job_key, id, status, done_key, fields,
+-- ending). It writes the final status with `fields`, starts the retention TTL, records the job
+-- in its done:<status> ZSET, schedules the callback when the job has one (the webhooks ZSET,
+-- due now, and "<id> webhook" on the events channel for the workers' senders) and tells the
+-- job's watchers on its channel.
+--
+-- Redis calls: HSET, PEXPIRE, ZADD done, PUBLISH job channel; + ZADD webhooks and PUBLISH events
+-- when the job has a callback.
+--
+-- Input:
+--   end_job(job_key, id, status, done_key, fields, ending)
+--   job_key        the job HASH
+--   id             the job id
+--   status         'completed', 'failed' or 'cancelled'
+--   done_key       the done:<status> ZSET
+--   fields         more field/value pairs for the HSET (result, error, progress), may be empty
+--   ending.now_ms          epoch ms as a string: finishedAt, updatedAt, the scores
+--   ending.retention_ms    PEXPIRE of the ended job
+--   ending.webhooks_key    the webhooks ZSET
+--   ending.events_channel  the workers' events channel
+--   ending.job_channel     the job channel prefix (the id is appended)
+--   ending.callback        true when the job has a callbackUrl
+--
+-- Output:
+--   none
+local WEBHOOK_PENDING = '{"status":"pending","attempts":0,"lastError":null}'
+
+local function end_job(job_key, id, status, done_key, fields, ending)
+  local values = { 'status', status, 'finishedAt', ending.now_ms, 'updatedAt', ending.now_ms }
+  for _, value in ipairs(fields) do
+    values[#values + 1] = value
+  end
+  if ending.callback then
+    values[#values + 1] = 'webhook'
+    values[#values + 1] = WEBHOOK_PENDING
+  end
+  redis.call('HSET', job_key, unpack(values))
+  redis.call('PEXPIRE', job_key, ending.retention_ms)
+  redis.call('ZADD', done_key, ending.now_ms, id)
+  if ending.callback then
+    redis.call('ZADD', ending.webhooks_key, ending.now_ms, id)
+    redis.call('PUBLISH', ending.events_channel, id .. ' webhook')
+  end
+  redis.call('PUBLISH', ending.job_channel .. id, ending.now_ms .. ' ' .. status)
+end
