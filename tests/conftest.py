@@ -15,6 +15,12 @@ import redis
 
 from local.stack import Gateway, LocalStack, start_local_stack
 from shared.ratelimit.blocked import blocked
+from tests.support.browser import report_skipped_browser_tests
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Browser tests skipped (no Chromium here, and CI unset) are said again, loudly, at the end."""
+    report_skipped_browser_tests(terminalreporter)
 
 
 @pytest.fixture(scope="session")
