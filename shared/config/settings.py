@@ -73,6 +73,31 @@ class Settings(BaseModel):
     webhook_secret: str | None = Field(alias="WEBHOOK_SECRET", default=None, min_length=24)
     # Hosts a user's callbackUrl may name, and where http:// and private addresses are allowed.
     webhook_allowed_hosts: tuple[str, ...] = Field(alias="WEBHOOK_ALLOWED_HOSTS", default=())
+    # The cron tick (SPEC section 11): Vercel sends `Authorization: Bearer $CRON_SECRET`.
+    cron_secret: str | None = Field(alias="CRON_SECRET", default=None, min_length=16)
+    alert_max_pending: int | None = Field(alias="ALERT_MAX_PENDING", default=None, ge=1)
+    alert_max_oldest_pending_s: int | None = Field(
+        alias="ALERT_MAX_OLDEST_PENDING_S", default=None, ge=1
+    )
+    alert_max_failure_rate: float | None = Field(
+        alias="ALERT_MAX_FAILURE_RATE", default=None, gt=0, le=1
+    )
+    alert_min_workers: int | None = Field(alias="ALERT_MIN_WORKERS", default=None, ge=1)
+    alert_daily_command_budget: int | None = Field(
+        alias="ALERT_DAILY_COMMAND_BUDGET", default=None, ge=1
+    )
+    alert_webhook_url: HttpUrl | None = Field(alias="ALERT_WEBHOOK_URL", default=None)
+    alert_sns_topic_arn: str | None = Field(
+        alias="ALERT_SNS_TOPIC_ARN",
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$",
+    )
+    alert_cooldown_s: int = Field(alias="ALERT_COOLDOWN_S", default=3600, ge=60, le=7 * 86400)
+    # Recurring jobs (SPEC section 12): JSON text, parsed and validated by shared.schedules.
+    schedules: str | None = Field(alias="SCHEDULES", default=None)
+    # Fairness (SPEC section 13): "type:N,type:N" and N.
+    type_concurrency: str | None = Field(alias="TYPE_CONCURRENCY", default=None)
+    user_concurrency: int | None = Field(alias="USER_CONCURRENCY", default=None, ge=1, le=10_000)
 
     @field_validator("queue_name")
     @classmethod
