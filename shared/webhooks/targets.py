@@ -2,27 +2,37 @@
 
 `https://` from a service key; from a user only when the host is listed in
 `WEBHOOK_ALLOWED_HOSTS`. Plain `http://`, and hosts that are IP literals, only when listed.
-Where the name resolves is checked again at delivery, on the resolved address.
+No callback at all while `WEBHOOK_SECRET` is not set (it could not be signed); a secret that
+gives no signing key is a 500 `server_misconfigured`. Where the name
+resolves is checked again at delivery, on the resolved address (`shared.webhooks.addresses`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from urllib.parse import SplitResult, urlsplit
 
 from shared.config.settings import Settings
-from shared.errors import ValidationFailed
+from shared.errors import ServerMisconfigured, ValidationFailed
 from shared.web.auth import Principal
 from shared.web.validation import field_error
+from shared.webhooks.signing import BadSecret, signing_key
 
 FIELD = "callbackUrl"
 
 
 def check_callback_url(url: str, principal: Principal, settings: Settings) -> None:
     """422 naming `callbackUrl` when this caller may not send callbacks to `url`."""
+    if settings.webhook_secret is None:
+        raise _refused("webhooks need WEBHOOK_SECRET, which is not set on this deployment")
+    try:
+        signing_key(settings.webhook_secret)
+    except BadSecret as error:
+        raise ServerMisconfigured(str(error)) from None
     parts = _split(url)
     host = (parts.hostname or "").lower()
-    listed = host in settings.webhook_allowed_hosts
+    listed = is_listed(host, settings.webhook_allowed_hosts)
     if parts.username is not None or parts.password is not None:
         raise _refused("must not carry a user name or password")
     if not listed and parts.scheme != "https":
@@ -31,6 +41,12 @@ def check_callback_url(url: str, principal: Principal, settings: Settings) -> No
         raise _refused("must name a host, not an IP address, unless it is listed")
     if not listed and not principal.is_service:
         raise _refused("names a host that is not in WEBHOOK_ALLOWED_HOSTS")
+
+
+def is_listed(host: str, allowed_hosts: Sequence[str]) -> bool:
+    """`host` as `urlsplit` gives it (lower-case, an IPv6 literal without brackets) is one of
+    WEBHOOK_ALLOWED_HOSTS (where an IPv6 literal is written in brackets)."""
+    return host in allowed_hosts or f"[{host}]" in allowed_hosts
 
 
 def _split(url: str) -> SplitResult:
