@@ -145,9 +145,30 @@ class Progress(ApiModel):
     message: str | None = None
 
 
+MAX_TRACEBACK_CHARS = 4000
+MAX_HISTORY = 10
+
+
 class JobError(ApiModel):
     message: str
     kind: str
+    # The last lines of the processor's traceback, at most MAX_TRACEBACK_CHARS (a tail).
+    traceback: Annotated[str | None, Field(max_length=MAX_TRACEBACK_CHARS)] = None
+
+
+class AttemptOutcome(StrEnum):
+    RETRYING = "retrying"
+    FAILED = "failed"
+    LEASE_EXPIRED = "lease_expired"
+
+
+class AttemptRecord(ApiModel):
+    """One attempt that did not complete (a completed job's last attempt is its status)."""
+
+    attempt: int
+    outcome: AttemptOutcome
+    at: int  # epoch ms
+    error: JobError | None = None
 
 
 class WebhookStatus(StrEnum):
@@ -185,12 +206,17 @@ class JobView(ApiModel):
     updated_at: int | None = None
     cancel_requested: bool | None = None
     webhook: WebhookState | None = None
+    # The last MAX_HISTORY attempts that failed, oldest first (absent before the first).
+    history: list[AttemptRecord] | None = None
 
     def body(self) -> dict[str, Any]:
         body = super().body()
-        for optional in ("cancelRequested", "webhook"):
+        for optional in ("cancelRequested", "webhook", "history"):
             if body[optional] is None:
                 del body[optional]
+        for error in [body["error"], *(entry["error"] for entry in body.get("history", []))]:
+            if error is not None and error.get("traceback") is None:
+                error.pop("traceback", None)
         return body
 
 

@@ -2,8 +2,8 @@
 and a worker's heartbeat in the `workers` HASH. Fields are strings; "" or absent means null.
 
 Job HASH fields: id type userId status priority attempts maxAttempts timeoutMs data progress
-result error webhook (JSON text) createdAt runAt startedAt finishedAt updatedAt (epoch ms) token
-idempotencyKey requestHash (the fingerprint of an idempotent request) callbackUrl
+result error webhook history (JSON text) createdAt runAt startedAt finishedAt updatedAt (epoch
+ms) token idempotencyKey requestHash (the fingerprint of an idempotent request) callbackUrl
 cancelRequested ("1" once a cancel of the running job was asked for).
 """
 
@@ -33,7 +33,7 @@ _INT_FIELDS = (
     "finishedAt",
     "updatedAt",
 )
-_JSON_FIELDS = ("progress", "result", "error", "webhook")
+_JSON_FIELDS = ("progress", "result", "error", "webhook", "history")
 _TEXT_FIELDS = ("id", "type", "userId", "status")
 _INTEGER_TEXT = re.compile(r"^-?[0-9]{1,17}$")
 
@@ -62,7 +62,7 @@ def new_job_fields(job: NewJob) -> list[str]:
 
 def model_json(value: JobError | Progress) -> str:
     """The stored form of a job's `error` or `progress` field."""
-    return compact_json(value.model_dump(mode="json"))
+    return compact_json(value.model_dump(mode="json", exclude_none=True))
 
 
 def job_from_hash(fields: Mapping[str, str]) -> JobView:

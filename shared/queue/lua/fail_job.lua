@@ -3,6 +3,7 @@
 -- Only while the caller still holds the job's lease. A retry sets status delayed, due at the
 -- backoff time the caller computed; the job fails for good when its attempts are used up or the
 -- error is permanent. A job whose owner asked to cancel it while it ran ends cancelled instead.
+-- The attempt joins the job's `history` (attempt_history.lua).
 --
 -- Input:
 --   KEYS[1]    leases ZSET (member "<id>|<token>")
@@ -28,6 +29,7 @@
 --   not held. Repeating a call that was applied returns its outcome again while the job still
 --   carries this token.
 --- @include "queue/end_job"
+--- @include "queue/attempt_history"
 local ending = { now_ms = ARGV[2], retention_ms = ARGV[5], webhooks_key = KEYS[6],
   events_channel = ARGV[10], job_channel = ARGV[11], callback = ARGV[9] == '1' }
 local progress = {}
@@ -51,11 +53,14 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return 'stale'
 end
 
-local fields = { 'error', ARGV[3] }
+local retry_at = tonumber(ARGV[4])
+local before = redis.call('HMGET', KEYS[2], 'history', 'attempts')
+local outcome = retry_at > 0 and 'retrying' or 'failed'
+local fields = { 'error', ARGV[3], 'history', with_attempt(before[1], before[2], outcome, ARGV[2],
+  ARGV[3]) }
 for _, value in ipairs(progress) do
   fields[#fields + 1] = value
 end
-local retry_at = tonumber(ARGV[4])
 if retry_at > 0 then
   fields[#fields + 1] = 'status'
   fields[#fields + 1] = 'delayed'

@@ -32,6 +32,7 @@
 -- Output:
 --   { ready_count, ended_count }: jobs moved to `ready`, jobs failed or cancelled
 --- @include "queue/end_job"
+--- @include "queue/attempt_history"
 local now_ms = tonumber(ARGV[1])
 local n_expired = tonumber(ARGV[6])
 local ready, ready_ids = {}, {}
@@ -52,8 +53,11 @@ local function take_back(job_key, member)
   local id = string.match(member, '^(.*)|') or ''
   local token = string.sub(member, #id + 2)
   local job = redis.call('HMGET', job_key, 'status', 'token', 'attempts', 'maxAttempts',
-    'priority', 'cancelRequested', 'callbackUrl')
+    'priority', 'cancelRequested', 'callbackUrl', 'history')
   local callback = (job[7] or '') ~= ''
+  local function history()
+    return with_attempt(job[8], job[3], 'lease_expired', ARGV[1], ARGV[3])
+  end
   if token == 'cancel' then
     if job[1] == 'processing' and job[6] == '1' then
       end_job(job_key, id, 'cancelled', KEYS[5], {}, ending(callback))
@@ -64,10 +68,12 @@ local function take_back(job_key, member)
   elseif job[1] ~= 'processing' or job[2] ~= token then
     return
   elseif (tonumber(job[3]) or 0) >= (tonumber(job[4]) or 1) then
-    end_job(job_key, id, 'failed', KEYS[4], { 'error', ARGV[3], 'token', '' }, ending(callback))
+    local fields = { 'error', ARGV[3], 'token', '', 'history', history() }
+    end_job(job_key, id, 'failed', KEYS[4], fields, ending(callback))
     ended = ended + 1
   else
-    redis.call('HSET', job_key, 'status', 'pending', 'token', '', 'updatedAt', ARGV[1])
+    redis.call('HSET', job_key, 'status', 'pending', 'token', '', 'updatedAt', ARGV[1], 'history',
+      history())
     redis.call('PUBLISH', ARGV[5] .. id, ARGV[1] .. ' pending')
     make_ready(id, job[5], now_ms)
   end

@@ -90,7 +90,7 @@ async def test_complete_costs_six_and_a_stale_complete_three(
     assert (billed, stale) == (6, 3)
 
 
-async def test_fail_costs_five_when_retrying_and_six_when_final(
+async def test_fail_costs_six_when_retrying_and_seven_when_final(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
@@ -103,7 +103,7 @@ async def test_fail_costs_five_when_retrying_and_six_when_final(
     )
     _, final_cost = await cost(fail_job(r, s, k, final.lease, BOOM, retry_at_ms=None, now_ms=T0_MS))
 
-    assert (retry_cost, final_cost) == (5, 6)
+    assert (retry_cost, final_cost) == (6, 7)  # + HMGET history, attempts
 
 
 async def test_progress_costs_four_and_release_of_one_job_with_sign_off_seven(

@@ -19,7 +19,8 @@ from shared.queue.leases import (
     release_jobs,
     report_progress,
 )
-from shared.queue.models import JobError, Progress
+from shared.queue.models import AttemptOutcome, JobError, Progress
+from shared.queue.record import job_from_hash
 from tests.support.harness import T0_MS, QueueHarness, make_harness
 
 RETENTION_MS = 86_400_000
@@ -226,3 +227,43 @@ async def test_final_progress_travels_with_the_completion(queue: QueueHarness) -
     )
 
     assert json.loads(queue.job(job_id)["progress"]) == {"percent": 100.0, "message": "done"}
+
+
+async def test_every_attempt_that_did_not_complete_joins_the_bounded_history(
+    queue: QueueHarness,
+) -> None:
+    job_id = await queue.enqueue(maxAttempts=20)
+    traced = JobError(message="CUDA out of memory", kind="exception", traceback="line 9\n")
+    for attempt in range(1, 13):
+        now_ms = T0_MS + attempt * 10
+        job = await queue.claim_one(now_ms=now_ms)
+        assert job.attempt == attempt
+        error = traced if attempt == 12 else BOOM
+        await fail_job(
+            queue.redis, queue.settings, queue.keys, job.lease, error,
+            retry_at_ms=now_ms + 1, now_ms=now_ms,
+        )  # fmt: skip
+        request = BeatRequest("w", [], 1, now_ms + 1)
+        await beat_and_settle(queue.redis, queue.settings, queue.keys, request)
+
+    job = job_from_hash(queue.job(job_id))
+    assert job.history is not None
+    assert [entry.attempt for entry in job.history] == list(range(3, 13))  # the last 10
+    assert {entry.outcome for entry in job.history} == {AttemptOutcome.RETRYING}
+    assert job.history[-1].at == T0_MS + 120
+    assert job.history[-1].error == traced
+    assert job.body()["history"][0]["error"] == {"message": "boom", "kind": "error"}
+
+
+async def test_an_expired_lease_joins_the_history_as_lease_expired(queue: QueueHarness) -> None:
+    job_id = await queue.enqueue(maxAttempts=1)
+    job = await queue.claim_one()
+
+    await expire_and_recover(queue, job)
+
+    stored = job_from_hash(queue.job(job_id))
+    assert stored.status == "failed"
+    assert stored.history is not None
+    assert [(e.attempt, e.outcome) for e in stored.history] == [(1, AttemptOutcome.LEASE_EXPIRED)]
+    assert stored.history[0].error is not None
+    assert stored.history[0].error.kind == "lease_expired"
