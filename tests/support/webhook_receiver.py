@@ -127,14 +127,17 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
             self._write_body(size)
 
         def _write_body(self, size: int) -> None:
-            chunk = b"x" * 65536
+            chunk, written = b"x" * 65536, 0
             try:
-                while receiver.body_bytes_written < size:
-                    part = chunk[: size - receiver.body_bytes_written]
+                while written < size:
+                    part = chunk[: size - written]
                     self.wfile.write(part)
-                    receiver.body_bytes_written += len(part)
+                    written += len(part)
             except OSError:
                 pass  # the sender stopped reading and closed the connection
+            finally:
+                with receiver._lock:
+                    receiver.body_bytes_written += written
 
         def log_message(self, format: str, *args: object) -> None:
             pass
