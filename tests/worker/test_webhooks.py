@@ -18,7 +18,9 @@ import pytest
 import redis
 
 from local.stack import Gateway
+from shared.queue.leases import LeaseOutcome, complete_job
 from shared.queue.record import job_from_hash
+from shared.queue.status import cancel_job
 from shared.webhooks.outbox import IN_FLIGHT_MS, claim_delivery
 from shared.webhooks.retries import RetrySchedule
 from tests.support.clock import real_now_ms
@@ -225,6 +227,53 @@ async def test_an_announced_delivery_is_made_at_once(
 
     assert (await settled(queue, job_id, "delivered"))["attempts"] == 1
     assert len(receiver.requests) == 1
+
+
+async def test_a_job_completed_by_the_queues_own_script_is_delivered(
+    queue: QueueHarness,
+    receiver: WebhookReceiver,
+    start_sender: StartSender,
+    redis_direct: redis.Redis,
+) -> None:
+    start_sender(subscribe=True)
+    await until(lambda: subscribers(redis_direct) == 1)
+    job_id = await queue.enqueue(now_ms=real_now_ms(), callbackUrl=receiver.url())
+    claimed = await queue.claim_one(now_ms=real_now_ms())
+    assert claimed.has_callback
+
+    outcome = await complete_job(
+        queue.redis,
+        queue.settings,
+        queue.keys,
+        claimed.lease,
+        '{"caption":"a cat"}',
+        now_ms=real_now_ms(),
+        callback=claimed.has_callback,
+    )
+
+    assert outcome is LeaseOutcome.COMPLETED
+    assert (await settled(queue, job_id, "delivered"))["attempts"] == 1
+    (request,) = receiver.requests
+    assert json.loads(request.body)["result"] == {"caption": "a cat"}
+    assert request.headers["webhook-id"] == f"msg_{job_id}_completed"
+
+
+async def test_a_pending_job_its_owner_cancels_is_delivered_as_cancelled(
+    queue: QueueHarness,
+    receiver: WebhookReceiver,
+    start_sender: StartSender,
+    redis_direct: redis.Redis,
+) -> None:
+    start_sender(subscribe=True)
+    await until(lambda: subscribers(redis_direct) == 1)
+    job_id = await queue.enqueue(now_ms=real_now_ms(), callbackUrl=receiver.url())
+
+    await cancel_job(queue.redis, queue.settings, job_id, "user-1", real_now_ms())
+
+    assert (await settled(queue, job_id, "delivered"))["attempts"] == 1
+    (request,) = receiver.requests
+    assert json.loads(request.body)["status"] == "cancelled"
+    assert request.headers["webhook-id"] == f"msg_{job_id}_cancelled"
 
 
 async def test_a_delivery_a_dead_worker_held_is_made_once_its_window_has_passed(
