@@ -6,10 +6,10 @@
 
 A try starts on a `"<jobId> webhook"` message on the events channel, when a retry this sender
 scheduled is due (its own timer), or when a scan of the `webhooks` ZSET finds it due: at start,
-after every re-subscription (messages were missed) and hourly, so tries that a dead worker
-scheduled or held are not lost. Whoever claims the try first makes it (`claim_delivery`); at
-most `concurrency` tries run at once. Idle, the sender polls nothing: one ZRANGEBYSCORE an
-hour, 24 billed commands a day, plus the subscription itself.
+whenever the stream (re)subscribes (what was published before was missed) and hourly, so tries
+that a dead worker scheduled or held are not lost. Whoever claims the try first makes it
+(`claim_delivery`); at most `concurrency` tries run at once. Idle, the sender polls nothing:
+one ZRANGEBYSCORE an hour, 24 billed commands a day, plus the subscription itself.
 
 `EventStream` drops messages that are not `"<jobId> <readyAtMs>"`, so the sender subscribes
 through a subclass that reads the `webhook` ones (`WebhookEvents`).
@@ -119,7 +119,6 @@ class WebhookSender:
         self._tries: dict[str, asyncio.Task[None]] = {}  # job id -> its try, queued or running
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._scan_now = asyncio.Event()
-        self._subscribed_before = False
 
     async def run(self) -> None:
         """Until cancelled. Without WEBHOOK_SECRET nothing can be signed: it logs and returns."""
@@ -149,9 +148,7 @@ class WebhookSender:
 
     def _on_message(self, message: str | Subscribed) -> None:
         if isinstance(message, Subscribed):
-            if self._subscribed_before:  # published while the stream was down: missed
-                self._scan_now.set()
-            self._subscribed_before = True
+            self._scan_now.set()  # what was published before the stream was live was missed
         else:
             self.notify(message)
 
