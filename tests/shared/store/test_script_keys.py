@@ -27,16 +27,18 @@ from shared.queue.leases import (
     release_jobs,
     report_progress,
 )
-from shared.queue.models import EnqueueRequest, JobError, Progress
+from shared.queue.models import EnqueueRequest, JobError, Progress, WebhookState, WebhookStatus
 from shared.queue.new_job import NewJob
 from shared.queue.stats import queue_stats
 from shared.queue.status import cancel_job
 from shared.ratelimit.checks import checks_for, checks_for_enqueue
 from shared.ratelimit.standalone import check_rate_limits
 from shared.store.scripts import Script, load_script, run_script, script_names, script_path
+from shared.webhooks.outbox import claim_delivery, record_delivery
 from tests.support.harness import T0_MS, QueueHarness, make_harness
 from tests.support.redis_monitor import SCRIPT_COMMANDS, Command, Monitor, keys_of
 from tests.support.scripts import preload_scripts
+from tests.support.webhook_receiver import end_with_callback
 
 T = TypeVar("T")
 SCRIPTS = script_names()
@@ -148,6 +150,7 @@ async def test_every_script_touches_only_the_keys_it_declares(
     await run_the_function_side(audit, queue)
     await run_the_worker_side(audit, queue)
     await run_the_beat_and_settle(audit, queue)
+    await run_the_webhooks(audit, queue)
 
     assert audit.files_seen == set(SCRIPTS), "every script was exercised"
 
@@ -231,3 +234,27 @@ async def run_the_beat_and_settle(audit: KeyAudit, queue: QueueHarness) -> None:
         settle(r, s, k, expired=found.expired, due=found.due, now_ms=late.now_ms)
     )
     assert (settled.became_ready, settled.ended) == (3, 2)
+
+
+async def run_the_webhooks(audit: KeyAudit, queue: QueueHarness) -> None:
+    """Every branch of claim_delivery and record_delivery: claimed, not due, gone; recorded
+    (a retry, then delivered), stale, gone."""
+    r, s, k = queue.redis, queue.settings, queue.keys
+    queue.direct.flushdb()
+    url = "https://hooks.example/x"
+    kept = await enqueue(queue, callbackUrl=url)
+    expired = await enqueue(queue, callbackUrl=url)
+    bare = await enqueue(queue)
+    for job_id in (kept, expired, bare):
+        end_with_callback(queue.direct, k, job_id, now_ms=T0_MS)
+    claimed = await audit.run(claim_delivery(r, s, k, kept, now_ms=T0_MS))
+    assert claimed is not None
+    assert await audit.run(claim_delivery(r, s, k, kept, now_ms=T0_MS)) is None  # not due
+    assert await audit.run(claim_delivery(r, s, k, bare, now_ms=T0_MS)) is None  # gone
+    retrying = WebhookState(status=WebhookStatus.PENDING, attempts=1, last_error="HTTP 500")
+    await audit.run(record_delivery(r, s, k, claimed, retrying, next_try_at_ms=T0_MS + 1))
+    await audit.run(record_delivery(r, s, k, claimed, retrying, next_try_at_ms=None))  # stale
+    other = await audit.run(claim_delivery(r, s, k, expired, now_ms=T0_MS))
+    assert other is not None
+    queue.direct.delete(k.job(expired))
+    await audit.run(record_delivery(r, s, k, other, retrying, next_try_at_ms=None))  # gone
