@@ -12,11 +12,12 @@ answers at once. A job whose owner cancelled it while it ran has lost its lease 
 ends it once the worker has stopped the processor.
 
 Billed commands per call (1 for the script + each command inside it): complete 6 (ZREM, HSET,
-PEXPIRE, ZADD, PUBLISH); fail 6 when retrying (ZREM, HMGET history, HSET, ZADD, PUBLISH) or
-7 when final (ZREM, HMGET, HSET, PEXPIRE, ZADD, PUBLISH); +2 (ZADD webhooks, PUBLISH events)
-when a final job has a callback; a refused (stale) complete or fail 3 (ZREM, HMGET); progress
-4 (ZSCORE, HSET, PUBLISH); release 1 + 3 per job (ZREM, HSET, PUBLISH) + 2 when any was handed
-back (ZADD ready, PUBLISH) + 1 to sign off (HDEL): 7 for one job.
+PEXPIRE, ZADD, PUBLISH); fail 6 when retrying (ZREM, HMGET history, HSET, ZADD, PUBLISH) or 7
+when final (ZREM, HMGET, HSET, PEXPIRE, ZADD, PUBLISH); +1 (ZADD webhooks) when a final job has
+a callback (the worker hands the delivery to its own sender: no announcement to others); a
+refused (stale) complete or fail 3 (ZREM, HMGET); progress 4 (ZSCORE, HSET, PUBLISH); release 1
++ 3 per job (ZREM, HSET, PUBLISH) + 2 when any was handed back (ZADD ready, PUBLISH) + 1 to sign
+off (HDEL): 7 for one job.
 """
 
 from __future__ import annotations

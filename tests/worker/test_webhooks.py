@@ -235,11 +235,14 @@ async def test_a_job_completed_by_the_queues_own_script_is_delivered(
     start_sender: StartSender,
     redis_direct: redis.Redis,
 ) -> None:
-    start_sender(subscribe=True)
+    """A worker's own ending is not announced to every worker: it hands the delivery to its own
+    sender (`notify`), so the other workers' senders bill nothing for it."""
+    sender = start_sender(subscribe=True)
     await until(lambda: subscribers(redis_direct) == 1)
     job_id = await queue.enqueue(now_ms=real_now_ms(), callbackUrl=receiver.url())
     claimed = await queue.claim_one(now_ms=real_now_ms())
     assert claimed.has_callback
+    published = int(redis_direct.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
 
     outcome = await complete_job(
         queue.redis,
@@ -252,6 +255,9 @@ async def test_a_job_completed_by_the_queues_own_script_is_delivered(
     )
 
     assert outcome is LeaseOutcome.COMPLETED
+    calls = redis_direct.info("commandstats")["cmdstat_publish"]["calls"]
+    assert int(calls) - published == 1  # the job's own change channel, not the workers'
+    sender.notify(job_id)
     assert (await settled(queue, job_id, "delivered"))["attempts"] == 1
     (request,) = receiver.requests
     assert json.loads(request.body)["result"] == {"caption": "a cat"}

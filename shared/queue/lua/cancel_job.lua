@@ -75,7 +75,8 @@ end
 
 local callback = (job['callbackUrl'] or '') ~= ''
 end_job(KEYS[1], ARGV[1], 'cancelled', KEYS[4], {}, { now_ms = ARGV[3], retention_ms = ARGV[4],
-  webhooks_key = KEYS[6], events_channel = ARGV[6], job_channel = ARGV[7], callback = callback })
+  webhooks_key = KEYS[6], events_channel = ARGV[6], job_channel = ARGV[7], callback = callback,
+  announce = true })
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[5])
 job['status'] = 'cancelled'
 job['finishedAt'] = ARGV[3]

@@ -4,11 +4,12 @@
 -- and settle.lua include it by name and call end_job(job_key, id, status, done_key, fields,
 -- ending). It writes the final status with `fields`, starts the retention TTL, records the job
 -- in its done:<status> ZSET, schedules the callback when the job has one (the webhooks ZSET,
--- due now, and "<id> webhook" on the events channel for the workers' senders) and tells the
--- job's watchers on its channel.
+-- due now; ended outside a worker, also "<id> webhook" on the events channel for the workers'
+-- senders: a worker that ends a job hands the delivery to its own sender, so more workers never
+-- cost more) and tells the job's watchers on its channel.
 --
--- Redis calls: HSET, PEXPIRE, ZADD done, PUBLISH job channel; + ZADD webhooks and PUBLISH events
--- when the job has a callback.
+-- Redis calls: HSET, PEXPIRE, ZADD done, PUBLISH job channel; + ZADD webhooks when the job has
+-- a callback (+ PUBLISH events when it is announced).
 --
 -- Input:
 --   end_job(job_key, id, status, done_key, fields, ending)
@@ -23,6 +24,7 @@
 --   ending.events_channel  the workers' events channel
 --   ending.job_channel     the job channel prefix (the id is appended)
 --   ending.callback        true when the job has a callbackUrl
+--   ending.announce        true to announce the delivery to every worker (no worker ended it)
 --
 -- Output:
 --   none
@@ -42,7 +44,9 @@ local function end_job(job_key, id, status, done_key, fields, ending)
   redis.call('ZADD', done_key, ending.now_ms, id)
   if ending.callback then
     redis.call('ZADD', ending.webhooks_key, ending.now_ms, id)
-    redis.call('PUBLISH', ending.events_channel, id .. ' webhook')
+    if ending.announce then
+      redis.call('PUBLISH', ending.events_channel, id .. ' webhook')
+    end
   end
   redis.call('PUBLISH', ending.job_channel .. id, ending.now_ms .. ' ' .. status)
 end

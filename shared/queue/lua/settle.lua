@@ -40,7 +40,7 @@ local ended = 0
 
 local function ending(callback)
   return { now_ms = ARGV[1], retention_ms = ARGV[2], webhooks_key = KEYS[6],
-    events_channel = ARGV[4], job_channel = ARGV[5], callback = callback }
+    events_channel = ARGV[4], job_channel = ARGV[5], callback = callback, announce = true }
 end
 
 local function make_ready(id, priority, ready_at_ms)
