@@ -14,6 +14,9 @@ ROUTES = {
     "/api/status": "functions.status",
     "/api/stats": "functions.stats",
     "/api/ratelimit-check": "functions.ratelimit_check",
+    "/api/jobs": "functions.jobs",
+    "/api/jobs/retry": "functions.jobs",
+    "/api/jobs/purge": "functions.jobs",
     "/api/errors": "functions.errors",
     "/api/openapi.json": "functions.openapi",
 }

@@ -19,7 +19,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
+from shared.queue.listing import JobListQuery, JobPage
 from shared.queue.models import IDEMPOTENCY_KEY_PATTERN, EnqueueRequest, JobView, QueueStats
+from shared.queue.purge import PurgeRequest, PurgeResult
+from shared.queue.retry import RetryRequest, RetryResult
 from shared.queue.watch import MAX_WAIT_MS
 from shared.ratelimit.models import RateLimitCheckRequest
 from shared.web.error_catalogue import PAGE_PATH, error_classes
@@ -39,6 +42,12 @@ MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (QueueStats, "serialization"),
     (Decision, "serialization"),
     (Problem, "serialization"),
+    (JobListQuery, "validation"),
+    (JobPage, "serialization"),
+    (RetryRequest, "validation"),
+    (RetryResult, "serialization"),
+    (PurgeRequest, "validation"),
+    (PurgeResult, "serialization"),
 )
 ENQUEUE_EXAMPLES = {
     "job": {"type": "image.generate", "data": {"prompt": "a red fox"}},
@@ -126,7 +135,7 @@ def _build() -> Json:
             "error is application/problem+json; a method a path does not serve answers 405 with "
             "Allow; every response carries X-Request-Id.",
         },
-        "paths": _paths(ref),
+        "paths": {**_paths(ref), **_jobs_paths(ref, schemas["JobListQuery"])},
         "components": {
             "schemas": schemas,
             "headers": {name: _header(name) for name in HEADERS},
@@ -211,6 +220,55 @@ def _paths(ref: dict[type[BaseModel], Json]) -> Json:
                 "This document",
                 responses={"200": _content("OpenAPI 3.1", "application/json", {"type": "object"})},
                 public=True,
+            )
+        },
+    }
+
+
+RETRY_EXAMPLES = {
+    "ids": {"ids": ["01J8ZQ4V6S3N7WQ2M5C0XKJ9TB"]},
+    "allFailed": {"status": "failed", "limit": 100},
+}
+PURGE_EXAMPLES = {"week": {"status": "completed", "olderThanS": 604_800}}
+SERVICE_ERRORS = (400, 401, 403, 413, 415, 422, 500, 502, 503)
+
+
+def _jobs_paths(ref: dict[type[BaseModel], Json], query: Json) -> Json:
+    """The operator's endpoints (`functions/jobs.py`), service keys only."""
+    required = set(query.get("required", []))
+    parameters = [
+        {"name": name, "in": "query", "required": name in required, "schema": schema}
+        for name, schema in query["properties"].items()
+    ]
+    return {
+        "/api/jobs": {
+            "get": _operation(
+                "listJobs",
+                "Jobs of one status, newest first, a page at a time (service keys only); with "
+                "type or userId a page may hold fewer jobs than limit while nextCursor is set",
+                parameters=parameters,
+                responses={"200": _json("a page of jobs", ref[JobPage])},
+                errors=(401, 403, 422, 500, 502, 503),
+            )
+        },
+        "/api/jobs/retry": {
+            "post": _operation(
+                "retryJobs",
+                "Failed or cancelled jobs back to pending, attempts reset: the ids named, or "
+                "the oldest limit jobs of a status (call again while remaining > 0)",
+                request=_request_body([ref[RetryRequest]], RETRY_EXAMPLES),
+                responses={"200": _json("what was retried", ref[RetryResult])},
+                errors=SERVICE_ERRORS,
+            )
+        },
+        "/api/jobs/purge": {
+            "post": _operation(
+                "purgeJobs",
+                "Delete finished jobs of a status that finished more than olderThanS ago, "
+                "limit per call (call again while remaining > 0)",
+                request=_request_body([ref[PurgeRequest]], PURGE_EXAMPLES),
+                responses={"200": _json("what was purged", ref[PurgeResult])},
+                errors=SERVICE_ERRORS,
             )
         },
     }
