@@ -17,6 +17,7 @@ ROUTES = {
     "/api/jobs": "functions.jobs",
     "/api/jobs/retry": "functions.jobs",
     "/api/jobs/purge": "functions.jobs",
+    "/api/dashboard": "functions.dashboard",
     "/api/errors": "functions.errors",
     "/api/openapi.json": "functions.openapi",
 }
