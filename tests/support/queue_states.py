@@ -31,7 +31,7 @@ async def fill_every_state(
     and finished jobs are enqueued at priority 0 and claimed at once; the pending ones wait at
     priorities 1-9, so a second call claims only its own."""
     states = QueueStates()
-    clock = iter(range(now_ms, now_ms + 1000))
+    clock = iter(range(now_ms, now_ms + 100_000))
 
     def user(i: int) -> str:
         return users[i % len(users)]
@@ -39,7 +39,11 @@ async def fill_every_state(
     started = [
         await harness.enqueue(next(clock), user(i), priority=0) for i in range(3 * per_state)
     ]
-    claimed = await harness.claim(count=3 * per_state, now_ms=next(clock))
+    claimed = []
+    while len(claimed) < len(started):
+        claimed += await harness.claim(
+            count=min(100, len(started) - len(claimed)), now_ms=next(clock)
+        )
     assert [job.lease.job_id for job in claimed] == started
     for job in claimed[:per_state]:
         states.add(JobStatus.PROCESSING, job.lease.job_id)
