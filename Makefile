@@ -51,7 +51,14 @@ DEV_ARGS = $(if $(PORT),--port $(PORT)) $(if $(filter 0 no false off,$(WORKER)),
 dev: $(DEV_STAMP)
 	$(BIN)/python -m local.dev $(strip $(DEV_ARGS))
 
-test: $(TEST_STAMP)
+# The JS client's pinned dev dependencies (TypeScript), for its tests in tests/clients.
+JS_CLIENT_STAMP := clients/js/node_modules/.installed
+
+$(JS_CLIENT_STAMP): clients/js/package.json clients/js/package-lock.json
+	npm ci --prefix clients/js --no-audit --no-fund
+	@touch $@
+
+test: $(TEST_STAMP) $(JS_CLIENT_STAMP)
 	$(BIN)/python -m pytest
 
 # The scripts must keep working on Redis 6.2: the shared and function tests (every Lua script,
