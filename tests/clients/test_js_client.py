@@ -99,4 +99,4 @@ def test_the_readme_example_queues_a_job_and_watches_it_to_its_result(
 
     assert example.returncode == 0, example.stdout + example.stderr
     assert "completed 100%" in example.stdout
-    assert re.search(r"^result completed \{.*prompt: 'a red fox'", example.stdout, re.MULTILINE)
+    assert re.search(r'^result completed \{.*"prompt":"a red fox"', example.stdout, re.MULTILINE)

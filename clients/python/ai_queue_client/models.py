@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from ai_queue_client.json_reader import JsonObject
 
@@ -66,7 +66,7 @@ class EnqueueOptions(TypedDict, total=False):
     callback_url: str
     cache_key: str
     cache_ttl_s: int
-    cache_scope: str
+    cache_scope: Literal["user", "global"]
 
 
 class EnqueueRequest(EnqueueOptions):
