@@ -82,6 +82,7 @@ format: $(TEST_STAMP)
 # it is stale). Written only once it is built, so a failure leaves the old file.
 openapi: $(DEV_STAMP)
 	$(BIN)/python -m shared.web.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
+	node clients/js/scripts/generate-types.mjs
 
 # Both deploy bundles under build/ (Lambda zip + CloudFormation, Vercel output), smoke-tested.
 package: $(TEST_STAMP)
