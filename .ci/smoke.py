@@ -7,8 +7,8 @@ process per function found through the template's HTTP API routes) fed API Gatew
 events; each Vercel function (found through the output's routes) through Vercel's own generated
 handler. Every source replays a real flow against the local stack (real Redis behind the
 Upstash-compatible gateway, started here): enqueue -> status -> stats -> ratelimit-check ->
-cancel -> wrong method. Prints a table of status codes and timings; exits non-zero on any
-mismatch.
+cancel -> the dashboard page -> wrong method. Prints a table of status codes and timings;
+exits non-zero on any mismatch.
 
 usage: .venv/bin/python .ci/smoke.py --python PY312 --lambda-zip ZIP --template JSON --vercel DIR
 """
@@ -54,6 +54,7 @@ ROUTES = {
     "cancel": ("DELETE", "/api/status"),
     "stats": ("GET", "/api/stats"),
     "ratelimit": ("POST", "/api/ratelimit-check"),
+    "dashboard": ("GET", "/api/dashboard"),
 }
 
 
@@ -189,7 +190,8 @@ def _user_token(user_id: str) -> str:
 
 
 def _flow(bundle: str, source: str, run: Run) -> list[Row]:
-    """enqueue -> status -> stats -> ratelimit-check (user, ip) -> cancel -> wrong method."""
+    """enqueue -> status -> stats -> ratelimit-check (user, ip) -> cancel -> the dashboard page
+    (no credentials) -> wrong method."""
     user = _bearer(_user_token(f"smoke-{source}"))
     service = _bearer(SERVICE_KEY)
     rows: list[Row] = []
@@ -219,6 +221,10 @@ def _flow(bundle: str, source: str, run: Run) -> list[Row]:
         _expect(by_ip.json()["allowed"] is True, by_ip, "the caller's address to be known")
     cancelled = step("cancel", _call("cancel", user, query=[("id", job["id"])]), 200)
     _expect(cancelled.json()["status"] == "cancelled", cancelled, "a cancelled job")
+    page = step("dashboard", _call("dashboard", []), 200)  # its HTML file is in the bundle
+    _expect(page.body.startswith(b"<!doctype html>"), page, "the dashboard page")
+    policy = page.header("Content-Security-Policy") or ""
+    _expect(policy.startswith("default-src 'none'"), page, "the dashboard's CSP")
     refused = step("stats", Call("DELETE", "/api/stats", headers=service), 405)
     _expect(refused.header("Allow") == "GET", refused, "Allow: GET")
     return rows
