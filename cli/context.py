@@ -38,6 +38,11 @@ class Context:
         return self._settings
 
     @property
+    def has_settings(self) -> bool:
+        """The settings were read (a command that failed before needing them has none)."""
+        return self._settings is not None
+
+    @property
     def redis(self) -> Redis:
         return get_redis(self.settings)
 

@@ -20,7 +20,6 @@ Exit code 1 when any check fails, 0 otherwise (warnings included).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -31,13 +30,20 @@ from cli.context import Context
 from cli.errors import EXIT_FAILED, EXIT_OK, UsageError
 from cli.output import table
 from cli.rest_probe import Answer, RestProbe
+from cli.usage_command import WARN_RATIO, describe
+from cli.usage_meter import usage_today
 from shared.config.settings import Settings
+from shared.errors import AppError
 from shared.store.keys import QueueKeys
 
 PINGS = 20
 SLOW_P95_MS = 100.0
 PROBE_JOB_ID = "doctor-write-probe"  # never a job id: the key cannot exist
 READ_ONLY_TOKEN_NAMES = ("UPSTASH_REDIS_REST_READONLY_TOKEN", "KV_REST_API_READ_ONLY_TOKEN")
+USAGE_FIX = (
+    "the plan's daily commands are (nearly) spent: find what spends them (`stats`, idle "
+    "workers, polling clients), or move to a larger plan"
+)
 REFUSED_CREDENTIAL_FIX = (
     "copy the REST token (not the read-only one, not the TCP password) from the database's "
     "page in the Upstash console into UPSTASH_REDIS_REST_TOKEN"
@@ -113,7 +119,7 @@ async def run_checks(settings: Settings, read_only_token: str | None) -> list[Ch
             await check_writes(probe, keys),
             await check_read_only_token(settings, read_only_token, keys),
             await check_eviction(probe),
-            check_usage(settings),
+            await check_usage(settings),
         ]
     finally:
         await probe.close()
@@ -257,14 +263,27 @@ async def check_eviction(probe: RestProbe) -> Check:
     )  # fmt: skip
 
 
-def check_usage(settings: Settings) -> Check:
-    if importlib.util.find_spec("shared.usage") is None:
+async def check_usage(settings: Settings) -> Check:
+    try:
+        today = await usage_today(settings)
+    except AppError as error:
+        return Check("usage", Verdict.FAIL, f"the usage meter could not be read: {error.detail}")
+    if today is None:
         return Check(
             "usage", Verdict.SKIPPED,
             "the usage meter (shared.usage) is not part of this version",
             "compare the Usage tab of the database in the Upstash console with your plan",
         )  # fmt: skip
-    return Check("usage", Verdict.SKIPPED, f"no reader for the usage meter ({settings.queue_name})")
+    finding = describe(today)
+    budget = today["dailyBudget"]
+    if budget is None:
+        fix = "set ALERT_DAILY_COMMAND_BUDGET to the plan's daily commands to be warned at 80%"
+        return Check("usage", Verdict.OK, finding, fix)
+    if today["commands"] >= budget:
+        return Check("usage", Verdict.FAIL, finding, USAGE_FIX)
+    if today["commands"] >= WARN_RATIO * budget:
+        return Check("usage", Verdict.WARN, finding, USAGE_FIX)
+    return Check("usage", Verdict.OK, finding)
 
 
 def _print_checks(console: Console, checks: list[Check]) -> None:

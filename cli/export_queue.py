@@ -4,8 +4,9 @@ pipelines of fifty, a large ZSET, SET or LIST in parts; never the whole queue in
 
 What it holds: every job HASH with its TTL, every index ZSET (ready, delayed, leases,
 done:<status>, webhooks) with its scores, and the rate-limit state with its TTL. The `workers`
-heartbeats are left out: they describe processes connected to this database, and each worker
-writes its own again at its next beat.
+heartbeats are left out (they describe processes connected to this database; each worker writes
+its own again at its next beat), and so are the usage meter's daily counts (`usage:<day>`:
+what this database billed, which the other one did not).
 
 Stop the workers (and the traffic) first for a consistent copy: a job that moves while the scan
 runs may be copied in its old index, its new one, both or neither. Each request costs 1 billed
@@ -40,6 +41,7 @@ SCAN_COUNT = 100
 VALUES_PER_PIPELINE = 50
 PART_SIZE = 1000
 SIMPLE_READS = {"hash": "HGETALL", "string": "GET"}
+STAYING_PREFIXES = ("usage:",)
 
 
 @dataclass
@@ -59,7 +61,7 @@ async def export_queue(ctx: Context, sink: IO[str], on_key: Callable[[int], None
     cursor = 0
     while True:
         cursor, names = await _scan(ctx, cursor)
-        names = [name for name in names if name != ctx.keys.workers]
+        names = [name for name in names if not _stays(ctx, name)]
         for start in range(0, len(names), VALUES_PER_PIPELINE):
             batch = names[start : start + VALUES_PER_PIPELINE]
             for record in await _records(ctx, batch):
@@ -183,6 +185,13 @@ async def _pipeline(ctx: Context, commands: list[list[str]]) -> list[RESTResultT
 
 def _expires_at(pttl: int, now_ms: int) -> int | None:
     return None if pttl < 0 else now_ms + pttl
+
+
+def _stays(ctx: Context, name: str) -> bool:
+    """Keys that describe this database rather than the queue: the workers' heartbeats and
+    the usage meter's daily counts (`usage:<day>`, what this database billed)."""
+    relative = _relative(ctx, name)
+    return relative == "workers" or relative.startswith(STAYING_PREFIXES)
 
 
 def _relative(ctx: Context, name: str) -> str:

@@ -19,6 +19,7 @@ from cli import doctor, limit_commands, queue_commands, transfer_commands, usage
 from cli.context import Context
 from cli.errors import EXIT_FAILED, EXIT_USAGE, CliError
 from cli.output import Output
+from cli.usage_meter import flush_own_usage
 from shared.errors import AppError, ServerMisconfigured
 from shared.queue.models import JobStatus
 
@@ -111,9 +112,18 @@ def main(
     return run(context, args.run, args)
 
 
+async def _counted(context: Context, command: Command, args: argparse.Namespace) -> int:
+    """The command, then a flush of the usage meter, so the CLI's own commands are counted."""
+    try:
+        return await command(context, args)
+    finally:
+        if context.has_settings:
+            await flush_own_usage(context.settings)
+
+
 def run(context: Context, command: Command, args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(command(context, args))
+        return asyncio.run(_counted(context, command, args))
     except CliError as error:
         context.output.error(error.message, type(error).__name__.lower())
         return error.exit_code
