@@ -214,6 +214,15 @@ def _paths(ref: dict[type[BaseModel], Json]) -> Json:
                 public=True,
             )
         },
+        "/api/dashboard": {
+            "get": _operation(
+                "getDashboard",
+                "The operator's dashboard: one self-contained HTML page that asks for a service "
+                "key and reads the queue through this API (the page costs no Upstash request)",
+                responses={"200": _content("the page", "text/html", {"type": "string"})},
+                public=True,
+            )
+        },
         DOCUMENT_PATH: {
             "get": _operation(
                 "getOpenApi",

@@ -100,7 +100,7 @@ def test_bodies_are_camel_case_as_on_the_wire() -> None:
     assert not any("title" in field for field in fields)
 
 
-def test_only_the_errors_page_and_the_document_need_no_credentials() -> None:
+def test_only_the_pages_and_the_document_need_no_credentials() -> None:
     paths = openapi_document()["paths"]
     public = {
         f"{method.upper()} {path}"
@@ -109,7 +109,7 @@ def test_only_the_errors_page_and_the_document_need_no_credentials() -> None:
         if operation.get("security") == []
     }
 
-    assert public == {"GET /api/errors", "GET /api/openapi.json"}
+    assert public == {"GET /api/dashboard", "GET /api/errors", "GET /api/openapi.json"}
     assert openapi_document()["security"] == [{"bearer": []}, {"apiKey": []}]
 
 
