@@ -6,11 +6,13 @@ times): a pending job that still showed an error would read as failed. The failu
 kept where the job's history is kept, not in the fields that describe its current run.
 
 Named ids (`{"ids": [...]}`, at most 100): **one** request, billed 1 + 5 per retried job
-(HMGET, HSET, HDEL, PERSIST, PUBLISH) + 1 per other named id + 3 (ZREM, ZADD, PUBLISH).
+(HMGET, HSET, HDEL, PERSIST, PUBLISH) + 1 per other named id (HMGET) + 1 ZREM per status the
+retried jobs leave (at most 2) + 2 (ZADD ready, PUBLISH): 15 for a failed and a cancelled job.
 By status (`{"status": "failed"}`): the ids are read first, the oldest finished first, at most
 `limit` (default 100) per call: **two** requests (ZRANGE, billed 1; then the same script, +1
-ZCARD for `remaining`). The script may only touch the job keys it is given, so it cannot read
-the index for itself (SPEC 6). Call again while `remaining` is above 0.
+ZCARD for `remaining`): 16 for two failed jobs, 506 for a full batch of 100. The script may
+only touch the job keys it is given, so it cannot read the index for itself (SPEC 6). Call
+again while `remaining` is above 0.
 """
 
 from __future__ import annotations

@@ -25,6 +25,20 @@ HOUR_MS = 3_600_000
 
 
 @pytest.fixture
+def billed(redis_direct: redis.Redis) -> Callable[[], int]:
+    """Billed commands so far, as `billed_commands` counts them, less the usage meter's own
+    INCRBY and EXPIRE (a flush rides on whichever request comes next)."""
+
+    def read() -> int:
+        stats = redis_direct.info("commandstats")
+        meter = {"cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config"}
+        meter |= {"cmdstat_incrby", "cmdstat_expire"}
+        return sum(int(entry["calls"]) for name, entry in stats.items() if name not in meter)
+
+    return read
+
+
+@pytest.fixture
 def api(
     call_function: Callable[[ASGIApp], httpx.AsyncClient], queue_scripts: None
 ) -> httpx.AsyncClient:
@@ -97,14 +111,40 @@ async def test_a_page_costs_two_upstash_requests(
     service_headers: dict[str, str],
     states: QueueStates,
     gateway_requests: Callable[[], int],
-    billed_commands: Callable[[], int],
+    billed: Callable[[], int],
 ) -> None:
-    before, billed = gateway_requests(), billed_commands()
+    before, billed_before = gateway_requests(), billed()
     page = await listing(api, service_headers, status="failed", limit=3)
 
     assert len(page["jobs"]) == 3
     assert gateway_requests() - before == 2
-    assert billed_commands() - billed == 2 + 3  # EVALSHA + ZREVRANGEBYSCORE, 3 HGETALL
+    assert billed() - billed_before == 2 + 3  # EVALSHA + ZREVRANGEBYSCORE, 3 HGETALL
+
+
+async def test_what_retry_and_purge_bill(
+    api: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    states: QueueStates,
+    gateway_requests: Callable[[], int],
+    billed: Callable[[], int],
+) -> None:
+    named = [states.of(JobStatus.FAILED)[0], states.of(JobStatus.CANCELLED)[0]]
+    costs = []
+    for path, body in [
+        ("/api/jobs/retry", {"ids": named}),
+        ("/api/jobs/retry", {"status": "failed"}),
+        ("/api/jobs/purge", {"status": "completed", "olderThanS": 0}),
+    ]:
+        before, billed_before = gateway_requests(), billed()
+        response = await api.post(path, json=body, headers=service_headers)
+        assert response.status_code == 200
+        costs.append((gateway_requests() - before, billed() - billed_before))
+
+    assert costs == [
+        (1, 1 + 5 * 2 + 2 + 2),  # EVALSHA, 5 per job, 2 ZREM done, ZADD ready + PUBLISH
+        (2, 1 + 1 + 5 * 2 + 1 + 2 + 1),  # ZRANGE, EVALSHA, 2 jobs, 1 ZREM, ZADD+PUBLISH, ZCARD
+        (2, 1 + 1 + 3 + 1 + 2 + 1),  # ZRANGEBYSCORE, EVALSHA, 3 HMGET, DEL, 2 ZREM, ZCOUNT
+    ]
 
 
 async def test_cursors_walk_every_job_once_even_through_tied_scores(
