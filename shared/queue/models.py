@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from shared import clock
 from shared.store.json_text import MAX_JSON_DEPTH, TooDeep, compact_json
+from shared.usage.models import DailyUsage
 
 JOB_TYPE_PATTERN = r"^[a-z0-9_.:-]{1,64}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,128}$"  # printable ASCII: the same in a header
@@ -35,6 +36,16 @@ ENQUEUE_BODY_FACTOR = 4
 ENQUEUE_ENVELOPE_BYTES = 16_384
 MAX_CALLBACK_URL_CHARS = 2048
 CALLBACK_URL_PATTERN = r"^https?://[^\s]+$"
+CACHE_KEY_PATTERN = IDEMPOTENCY_KEY_PATTERN  # printable ASCII, 1-128 characters
+MAX_CACHE_TTL_S = 7 * 86_400
+DEFAULT_CACHE_TTL_S = 86_400  # as long as a finished job is kept by default (JOB_RETENTION_S)
+MAX_BATCH_JOBS = 100
+# A batch's data in all (each job's still within MAX_JOB_DATA_BYTES): what one Upstash request
+# carries comfortably (its limit is 10 MB), under Vercel's 4.5 MB request body limit once read.
+MAX_BATCH_DATA_BYTES = 2 * 1_048_576
+MAX_BATCH_BODY_BYTES = 4 * 1_048_576
+
+CacheScope = Literal["user", "global"]
 
 
 class JobStatus(StrEnum):
@@ -76,6 +87,11 @@ def max_enqueue_body_bytes(max_data_bytes: int) -> int:
     return ENQUEUE_BODY_FACTOR * max_data_bytes + ENQUEUE_ENVELOPE_BYTES
 
 
+def max_batch_body_bytes(max_data_bytes: int) -> int:
+    """A batch body's limit: room for 100 jobs, and never less than one job's."""
+    return max(MAX_BATCH_BODY_BYTES, max_enqueue_body_bytes(max_data_bytes))
+
+
 class EnqueueRequest(ApiModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -92,6 +108,10 @@ class EnqueueRequest(ApiModel):
     callback_url: Annotated[
         str | None, Field(max_length=MAX_CALLBACK_URL_CHARS, pattern=CALLBACK_URL_PATTERN)
     ] = None
+    # The result cache (SPEC section 12): `cacheScope: "global"` is checked against the caller.
+    cache_key: Annotated[str | None, Field(pattern=CACHE_KEY_PATTERN)] = None
+    cache_ttl_s: Annotated[int | None, Field(ge=1, le=MAX_CACHE_TTL_S)] = None
+    cache_scope: CacheScope | None = None
 
     @field_validator("data")
     @classmethod
@@ -133,11 +153,56 @@ class EnqueueRequest(ApiModel):
             raise PydanticCustomError("too_far_ahead", "must be at most 30 days ahead")
         return value
 
+    @field_validator("cache_ttl_s", "cache_scope")
+    @classmethod
+    def _only_with_a_cache_key(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("cache_key") is None:
+            raise PydanticCustomError("needs_cache_key", "applies only with cacheKey")
+        return value
+
     def run_at_ms(self, now_ms: int) -> int:
         """When the job may first run: now unless delayed (a runAt in the past means now)."""
         if self.delay_ms is not None:
             return now_ms + self.delay_ms
         return max(self.run_at or now_ms, now_ms)
+
+
+class EnqueueBatch(ApiModel):
+    """`{"jobs": [...]}`: 1 to 100 enqueue bodies, queued in one script, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    jobs: Annotated[list[EnqueueRequest], Field(min_length=1, max_length=MAX_BATCH_JOBS)]
+
+    @field_validator("jobs")
+    @classmethod
+    def _fits_one_request(cls, jobs: list[EnqueueRequest]) -> list[EnqueueRequest]:
+        size = sum(len(compact_json(job.data).encode()) for job in jobs)
+        if size > MAX_BATCH_DATA_BYTES:
+            raise PydanticCustomError(
+                "too_large",
+                "carry {size} bytes of data in all; a batch carries at most {limit}",
+                {"size": size, "limit": MAX_BATCH_DATA_BYTES},
+            )
+        first: dict[str, int] = {}
+        for at, job in enumerate(jobs):
+            key = job.idempotency_key
+            if key is not None and first.setdefault(key, at) != at:
+                raise PydanticCustomError(
+                    "repeated_idempotency_key",
+                    "jobs {first} and {at} share idempotencyKey '{key}'; each job needs its own",
+                    {"first": first[key], "at": at, "key": key},
+                )
+        return jobs
+
+
+class EnqueueOutcome(StrEnum):
+    """What enqueue did for one job: queued it, or answered with a job that already exists."""
+
+    CREATED = "created"
+    REPLAYED = "replayed"  # its idempotency key named this job
+    HIT = "hit"  # its cacheKey named this completed job (Job-Cache: hit)
+    ATTACHED = "attached"  # its cacheKey named this job, still to run or running
 
 
 class Progress(ApiModel):
@@ -238,3 +303,17 @@ class QueueStats(ApiModel):
     failed_last_hour: int
     oldest_pending_age_ms: int | None
     workers: list[WorkerInfo]
+    usage: DailyUsage  # today's billed commands (shared.usage)
+
+
+class EnqueueBatchResult(ApiModel):
+    """The answer to a batch: every job in the order sent, and what enqueue did for each."""
+
+    jobs: list[JobView]
+    outcomes: list[EnqueueOutcome]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "jobs": [job.body() for job in self.jobs],
+            "outcomes": [item.value for item in self.outcomes],
+        }

@@ -20,7 +20,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from shared.queue.listing import JobListQuery, JobPage
-from shared.queue.models import IDEMPOTENCY_KEY_PATTERN, EnqueueRequest, JobView, QueueStats
+from shared.queue.models import (
+    IDEMPOTENCY_KEY_PATTERN,
+    EnqueueBatch,
+    EnqueueBatchResult,
+    EnqueueRequest,
+    JobView,
+    QueueStats,
+)
 from shared.queue.purge import PurgeRequest, PurgeResult
 from shared.queue.retry import RetryRequest, RetryResult
 from shared.queue.watch import MAX_WAIT_MS
@@ -34,11 +41,12 @@ Json = dict[str, Any]
 
 
 # Each request body is one of these models; a batch body joins its list (rendered as `oneOf`).
-ENQUEUE_BODIES: tuple[type[BaseModel], ...] = (EnqueueRequest,)
+ENQUEUE_BODIES: tuple[type[BaseModel], ...] = (EnqueueRequest, EnqueueBatch)
 MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     *((model, "validation") for model in ENQUEUE_BODIES),
     (RateLimitCheckRequest, "validation"),
     (JobView, "serialization"),
+    (EnqueueBatchResult, "serialization"),
     (QueueStats, "serialization"),
     (Decision, "serialization"),
     (Problem, "serialization"),
@@ -53,6 +61,18 @@ ENQUEUE_EXAMPLES = {
     "job": {"type": "image.generate", "data": {"prompt": "a red fox"}},
     "delayed": {"type": "email.send", "data": {"to": "ada"}, "priority": 0, "delayMs": 60_000},
     "idempotent": {"type": "report.build", "data": {}, "idempotencyKey": "order-42"},
+    "cached": {
+        "type": "image.generate",
+        "data": {"prompt": "a red fox"},
+        "cacheKey": "sha256:9f86d081884c7d65",
+        "cacheTtlS": 3600,
+    },
+    "batch": {
+        "jobs": [
+            {"type": "image.generate", "data": {"prompt": "a red fox"}},
+            {"type": "image.upscale", "data": {"image": "fox.png"}, "idempotencyKey": "up-7"},
+        ]
+    },
 }
 RATE_LIMIT_CHECK_EXAMPLES = {
     "read": {"policy": "user", "consume": False},
@@ -77,7 +97,16 @@ OPTIONAL_ERROR_HEADERS = {429: RATE_LIMIT_HEADERS}
 HEADERS: dict[str, tuple[str, Json]] = {
     "X-Request-Id": ("the caller's own when it is a plain token, else a new one", {}),
     "Location": ("the job's status URL, `/api/status?id=<id>`", {"format": "uri-reference"}),
-    "Idempotent-Replayed": ("the job already existed for this idempotency key", {"const": "true"}),
+    "Idempotent-Replayed": (
+        "the job already existed for this idempotency key (a batch: every job's did)",
+        {"const": "true"},
+    ),
+    "Job-Cache": (
+        "with a cacheKey: `hit` (a completed job within cacheTtlS), `attached` (one still to "
+        "run or running), `miss` (a new job); a batch: sent when every job was a hit, or "
+        "every job attached",
+        {"enum": ["hit", "attached", "miss"]},
+    ),
     "RateLimit-Policy": ('every policy, IETF draft: `"user";q=100;w=86400`', {}),
     "RateLimit": ('every policy\'s state, IETF draft: `"user";r=42;t=3600`', {}),
     "X-RateLimit-Limit": ("the most restrictive policy's limit", {"type": "integer"}),
@@ -148,18 +177,31 @@ def _build() -> Json:
 
 def _paths(ref: dict[type[BaseModel], Json]) -> Json:
     job = _json("the job", ref[JobView])
-    created = _json("a new job, queued", ref[JobView], *RATE_LIMIT_HEADERS, required=("Location",))
-    replayed = _json(
-        "the job this idempotency key already created",
-        ref[JobView],
+    one_or_batch = {"oneOf": [ref[JobView], ref[EnqueueBatchResult]]}
+    created = _json(
+        "a new job, queued (Location: one job's status); a batch with a new job: every job "
+        "and its outcome, in order",
+        one_or_batch,
+        "Location",
+        "Job-Cache",
         *RATE_LIMIT_HEADERS,
-        required=("Location", "Idempotent-Replayed"),
+    )
+    replayed = _json(
+        "the job that already exists: the one this idempotency key created "
+        "(Idempotent-Replayed), or the one this cacheKey names (Job-Cache); a batch with no "
+        "new job: every job and its outcome, in order",
+        one_or_batch,
+        "Location",
+        "Idempotent-Replayed",
+        "Job-Cache",
+        *RATE_LIMIT_HEADERS,
     )
     return {
         "/api/enqueue": {
             "post": _operation(
                 "enqueueJob",
-                "Validate, rate-limit and queue a job, in one Upstash request",
+                "Validate, rate-limit and queue a job, or a batch of 1-100 (charged for its new "
+                "jobs, all or nothing), in one Upstash request",
                 request=_request_body([ref[model] for model in ENQUEUE_BODIES], ENQUEUE_EXAMPLES),
                 parameters=[_idempotency_key_header()],
                 responses={"202": {**created, "links": _job_links()}, "200": replayed},

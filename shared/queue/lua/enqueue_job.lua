@@ -1,40 +1,69 @@
--- enqueue_job: create one job atomically: idempotency check, rate limits, then the job itself
+-- enqueue_job: create one job or a batch atomically: idempotency, cache, rate limits, the jobs
+--
+-- Rate limits are charged for the new jobs only, all or nothing.
+-- Each job is answered, in order, by the first that applies:
+--   its idempotency key names a job: that job ('replayed'; 'reused', for a different request,
+--     refuses the whole batch);
+--   its cacheKey names a job (the job id is derived from the cache's scope and key): a job still
+--     to run or running ('attached'), a completed job that finished at most the job's cache TTL
+--     ago ('hit'), and its own idempotent retry ('replayed'); a failed, cancelled or older
+--     completed job is replaced by the new one (removed from its done:<status> ZSET, its callback
+--     delivery dropped); a cacheKey of an earlier job in the batch: that job ('attached');
+--   else it is new ('created').
+-- Only new jobs are charged: cost = their number, every policy all or nothing. A denial writes
+-- nothing; with no new job nothing is consumed (the peek arguments give the headers' numbers).
+-- New jobs join `ready` or `delayed` with one ZADD each; the workers hear one "<id> <readyAtMs>"
+-- per set that got jobs (the earliest due), however many jobs the batch has.
+--
+-- Redis calls: HGETALL per job with an idempotency key, and per job with a cacheKey not already
+-- created by an earlier job of the batch; MGET and SET ... PX per identifier (apply_rate_limits); per new job
+-- HSET (+ DEL, ZREM done, ZREM webhooks when it replaces a job); ZADD and PUBLISH per set.
 --
 -- Input:
---   KEYS[1]    job HASH of the new job (job:<id>; for an idempotent request the id is derived
---              from the owner and the key, so a retry names the same hash)
---   KEYS[2]    the ZSET the job joins: `ready` (runs now) or `delayed` (runAt in the future)
---   KEYS[3..]  the rate-limit keys, last: ARGV[1] of them
---   ARGV[1]    number of rate-limit keys (the last ARGV[1] entries of KEYS)
---   ARGV[2]    number of rate-limit arguments that consume (before the peek arguments)
---   ARGV[3]    number of rate-limit arguments that only read (the last ARGV[3] entries of ARGV;
---              used for the headers of a replay, which consumes nothing)
---   ARGV[4]    now_ms, the caller's clock (epoch ms)
---   ARGV[5]    the request's fingerprint when it carries an idempotency key, else ''
---   ARGV[6]    job id
---   ARGV[7]    score in KEYS[2]: priority * 1e13 + readyAtMs (ready) or runAt (delayed)
---   ARGV[8]    events channel
---   ARGV[9]    event message "<jobId> <readyAtMs>"
---   ARGV[10]   number of job HASH arguments that follow (field, value, field, value, ...)
---   ARGV[11..] the job HASH field/value pairs
---   ARGV[..]   the rate-limit arguments, last: ARGV[2] that consume, then ARGV[3] that peek
+--   KEYS[1]    ready ZSET (score priority * 1e13 + readyAtMs)
+--   KEYS[2]    delayed ZSET (score runAt)
+--   KEYS[3..]  the job HASHes the jobs are created in and the ones their idempotency keys name,
+--              each once (the jobs' headers give their indexes)
+--   KEYS[ARGV[7]..ARGV[7]+3]  done:completed, done:failed, done:cancelled and webhooks ZSETs,
+--              when a job has a cacheKey (ARGV[7] > 0)
+--   KEYS[..]   the rate-limit keys, last: ARGV[2] of them
+--   ARGV[1]    number of jobs
+--   ARGV[2]    number of rate-limit keys (the last ARGV[2] entries of KEYS)
+--   ARGV[3]    number of rate-limit arguments that consume (their cost is replaced by the number
+--              of new jobs)
+--   ARGV[4]    number of rate-limit arguments that only read (the last ARGV[4] entries of ARGV;
+--              used for the headers when no job is new)
+--   ARGV[5]    now_ms, the caller's clock (epoch ms)
+--   ARGV[6]    events channel
+--   ARGV[7]    index in KEYS of done:completed, or 0 when no job has a cacheKey
+--   ARGV[8..]  per job, 11 values then its HASH fields:
+--              id; score in its ZSET; 'd' (delayed) or 'r' (ready); readyAtMs; KEYS index of its
+--              HASH; KEYS index of the HASH its idempotency key names, or 0; its fingerprint, or
+--              '' without an idempotency key; its idempotency key or ''; its owner (userId) or
+--              ''; its cache TTL in ms, or '' without a cacheKey; n, the number of HASH field and
+--              value arguments that follow (field, value, field, value, ...)
+--   ARGV[..]   the rate-limit arguments, last: ARGV[3] that consume, then ARGV[4] that peek
 --
 -- Output:
 --   one of
---   {'replayed', <HGETALL of the existing job>, rl_reply}
---              the idempotency key is known: nothing consumed (rl_reply from the peek)
---   {'reused'}
---              the idempotency key is known for a different request (another fingerprint):
---              nothing written
---   {'denied', rl_reply}
---              a rate limit denies: nothing written
---   {'created', rl_reply}
---              the job exists and workers were told
+--   {'answered', answers, rl_reply}
+--              answers[i], in the order of the jobs: {'created'}, {'replayed', <HGETALL>},
+--              {'hit', <HGETALL>}, {'attached', <HGETALL>}, or {'attached', j} (the new job j of
+--              this batch); rl_reply charged (or, when no job is new, peeked)
+--   {'reused', i}
+--              job i's idempotency key names a job of another request: nothing written
+--   {'denied', rl_reply, n}
+--              a rate limit denies the n new jobs: nothing written
 --- @include "ratelimit/apply_rate_limits"
-local n_rl_keys = tonumber(ARGV[1])
-local n_consume_args = tonumber(ARGV[2])
-local n_peek_args = tonumber(ARGV[3])
-local now_ms = tonumber(ARGV[4])
+local n_jobs = tonumber(ARGV[1])
+local n_rl_keys = tonumber(ARGV[2])
+local n_consume_args = tonumber(ARGV[3])
+local n_peek_args = tonumber(ARGV[4])
+local now_ms = tonumber(ARGV[5])
+local done_at = tonumber(ARGV[7])
+local LIVE = { pending = true, delayed = true, processing = true }
+local DONE_OFFSETS = { completed = 0, failed = 1, cancelled = 2 }
+local JOB_HEADER = 11
 
 local function slice(list, first, count)
   local part = {}
@@ -44,30 +73,149 @@ local function slice(list, first, count)
   return part
 end
 
-local rl_keys = slice(KEYS, #KEYS - n_rl_keys + 1, n_rl_keys)
-local peek_from = #ARGV - n_peek_args + 1
-
-if ARGV[5] ~= '' then
-  local existing = redis.call('HGETALL', KEYS[1])
-  if #existing > 0 then
-    for i = 1, #existing, 2 do
-      if existing[i] == 'requestHash' and existing[i + 1] ~= ARGV[5] then
-        return {'reused'}
-      end
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then
+      return fields[i + 1]
     end
-    local _, peek_reply = apply_rate_limits(rl_keys, slice(ARGV, peek_from, n_peek_args), now_ms)
-    return {'replayed', existing, peek_reply}
+  end
+  return nil
+end
+
+local function read_jobs()
+  local jobs, at = {}, 8
+  for i = 1, n_jobs do
+    jobs[i] = {
+      id = ARGV[at], score = ARGV[at + 1], delayed = ARGV[at + 2] == 'd',
+      ready_at = ARGV[at + 3], target = tonumber(ARGV[at + 4]),
+      probe = tonumber(ARGV[at + 5]), fingerprint = ARGV[at + 6], key = ARGV[at + 7],
+      owner = ARGV[at + 8], cache_ttl = ARGV[at + 9], n_fields = tonumber(ARGV[at + 10]),
+      first_field = at + JOB_HEADER,
+    }
+    at = at + JOB_HEADER + jobs[i].n_fields
+  end
+  return jobs
+end
+
+-- the answer of the job an idempotency key names, nil when there is none
+local function replay(existing, job)
+  if #existing == 0 then
+    return nil
+  end
+  local hash = field(existing, 'requestHash')
+  if hash and hash ~= job.fingerprint then
+    return { 'reused' }
+  end
+  return { 'replayed', existing }
+end
+
+-- the answer of the job a cacheKey names, nil when the new job is to replace it (or none exists)
+local function cached(existing, job)
+  if #existing == 0 then
+    return nil
+  end
+  if job.key ~= '' and field(existing, 'idempotencyKey') == job.key
+      and (field(existing, 'userId') or '') == job.owner then
+    return replay(existing, job)
+  end
+  local status = field(existing, 'status')
+  if LIVE[status] then
+    return { 'attached', existing }
+  end
+  local finished_at = tonumber(field(existing, 'finishedAt') or '') or 0
+  if status == 'completed' and finished_at + tonumber(job.cache_ttl) >= now_ms then
+    return { 'hit', existing }
+  end
+  job.replaces = { status = status, callback = (field(existing, 'callbackUrl') or '') ~= '' }
+  return nil
+end
+
+local function answer(job, planned)
+  if job.probe > 0 then
+    local found = replay(redis.call('HGETALL', KEYS[job.probe]), job)
+    if found then
+      return found
+    end
+  end
+  if job.cache_ttl == '' then
+    return nil
+  end
+  if planned[job.target] then
+    return { 'attached', planned[job.target] }
+  end
+  return cached(redis.call('HGETALL', KEYS[job.target]), job)
+end
+
+local function replace(job)
+  redis.call('DEL', KEYS[job.target])
+  local offset = DONE_OFFSETS[job.replaces.status]
+  if offset then
+    redis.call('ZREM', KEYS[done_at + offset], job.id)
+  end
+  if job.replaces.callback then
+    redis.call('ZREM', KEYS[done_at + 3], job.id)
   end
 end
 
-local consume_args = slice(ARGV, peek_from - n_consume_args, n_consume_args)
-local allowed, rl_reply = apply_rate_limits(rl_keys, consume_args, now_ms)
-if not allowed then
-  return {'denied', rl_reply}
+local function add(set, job)
+  set.members[#set.members + 1] = job.score
+  set.members[#set.members + 1] = job.id
+  if not set.first or tonumber(job.ready_at) < tonumber(set.first.ready_at) then
+    set.first = job
+  end
 end
 
-local n_fields = tonumber(ARGV[10])
-redis.call('HSET', KEYS[1], unpack(ARGV, 11, 10 + n_fields))
-redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
-redis.call('PUBLISH', ARGV[8], ARGV[9])
-return {'created', rl_reply}
+local function create(jobs, answers)
+  local ready, delayed = { members = {} }, { members = {} }
+  for i, job in ipairs(jobs) do
+    if answers[i][1] == 'created' then
+      if job.replaces then
+        replace(job)
+      end
+      redis.call('HSET', KEYS[job.target],
+        unpack(ARGV, job.first_field, job.first_field + job.n_fields - 1))
+      add(job.delayed and delayed or ready, job)
+    end
+  end
+  for i, set in ipairs({ ready, delayed }) do
+    if set.first then
+      redis.call('ZADD', KEYS[i], unpack(set.members))
+      redis.call('PUBLISH', ARGV[6], set.first.id .. ' ' .. set.first.ready_at)
+    end
+  end
+end
+
+local jobs = read_jobs()
+local answers, planned, n_new = {}, {}, 0
+for i, job in ipairs(jobs) do
+  local found = answer(job, planned)
+  if found and found[1] == 'reused' then
+    return { 'reused', i }
+  end
+  if not found then
+    n_new = n_new + 1
+    planned[job.target] = i
+    found = { 'created' }
+  end
+  answers[i] = found
+end
+
+local rl_keys = slice(KEYS, #KEYS - n_rl_keys + 1, n_rl_keys)
+local peek_from = #ARGV - n_peek_args + 1
+local consume_args = slice(ARGV, peek_from - n_consume_args, n_consume_args)
+if n_new == 0 then
+  local peek_args = slice(ARGV, peek_from, n_peek_args)
+  if n_peek_args == 0 then -- read at cost 0: no write
+    peek_args = consume_args
+    peek_args[1] = 0
+  end
+  local _, peek_reply = apply_rate_limits(rl_keys, peek_args, now_ms)
+  return { 'answered', answers, peek_reply }
+end
+consume_args[1] = n_new
+local allowed, rl_reply = apply_rate_limits(rl_keys, consume_args, now_ms)
+if not allowed then
+  return { 'denied', rl_reply, n_new }
+end
+create(jobs, answers)
+return { 'answered', answers, rl_reply }

@@ -16,7 +16,7 @@ from local.stack import Gateway, LocalStack
 from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, HeldLease, beat, settle
 from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
-from shared.queue.enqueue import enqueue_job
+from shared.queue.enqueue import enqueue_job, enqueue_jobs
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.leases import (
     HandBack,
@@ -28,7 +28,7 @@ from shared.queue.leases import (
     report_progress,
 )
 from shared.queue.models import EnqueueRequest, JobError, Progress, WebhookState, WebhookStatus
-from shared.queue.new_job import NewJob
+from shared.queue.new_job import NewJob, new_job
 from shared.queue.stats import queue_stats
 from shared.queue.status import cancel_job
 from shared.ratelimit.checks import checks_for, checks_for_enqueue
@@ -260,3 +260,37 @@ async def run_the_webhooks(audit: KeyAudit, queue: QueueHarness) -> None:
     assert other is not None
     queue.direct.delete(k.job(expired))
     await audit.run(record_delivery(r, s, k, other, retrying, next_try_at_ms=None))  # gone
+
+
+def cached(cache_key: str, now_ms: int = T0_MS, **fields: object) -> NewJob:
+    body = {"type": "audit.job", "data": {}, "cacheKey": cache_key, "cacheTtlS": 60, **fields}
+    request = EnqueueRequest.model_validate(body, context={"now_ms": now_ms})
+    return new_job(request, "user-1", request.idempotency_key, now_ms)
+
+
+async def run_the_batches_and_the_cache(audit: KeyAudit, queue: QueueHarness) -> None:
+    """A batch of new, delayed, idempotent and cached jobs (one attached to another of the
+    batch); a cached job attached to, hit, and replaced once it finished too long ago (with a
+    callback: its delivery is dropped); a denied batch."""
+    r, s, k = queue.redis, queue.settings, queue.keys
+    queue.direct.flushdb()
+    checks = checks_for_enqueue(s, "user-1", "203.0.113.7")
+    batch = [
+        cached("a", callbackUrl="https://hooks.example/x"),
+        cached("a"),
+        cached("b", idempotencyKey="kb"),
+        cached("c", delayMs=60_000),
+    ]
+    created = await audit.run(enqueue_jobs(r, s, batch, checks))
+    assert created.created == 3
+    attached = await audit.run(enqueue_jobs(r, s, [cached("c")], checks))
+    assert attached.jobs[0].status == "delayed"
+    end_with_callback(queue.direct, k, batch[0].id, now_ms=T0_MS)
+    hit = await audit.run(enqueue_jobs(r, s, [cached("a", T0_MS + 1)], checks))
+    assert hit.jobs[0].status == "completed"
+    replaced = await audit.run(enqueue_jobs(r, s, [cached("a", T0_MS + 120_000)], checks))
+    assert replaced.created == 1
+    assert queue.direct.zscore(k.webhooks, batch[0].id) is None
+    many = [cached(f"d{n}", T0_MS + 120_000) for n in range(12)]
+    denied = await audit.run(enqueue_jobs(r, s, many, checks))  # over user:10/1m
+    assert denied.jobs == []
