@@ -24,6 +24,11 @@ The data model (values kept as strings; times are epoch milliseconds):
                       `job:<id>` with an id derived from (owner, key) (`shared.queue.job_ids`), so a
                       retry finds it in the same script, with its key declared in KEYS. The
                       window is the job's life plus `JOB_RETENTION_S`.
+- result cache        no key of its own either: a job with a `cacheKey` is `job:<id>` with an id
+                      derived from (scope, owner, cacheKey) (`shared.queue.new_job`), so the
+                      enqueue script reads the job a cache key names from a declared key. Its
+                      entry lives as long as the job: while it is to run or running, then
+                      `JOB_RETENTION_S`; a new run replaces a failed, cancelled or stale one.
 - `workers`           HASH worker id -> JSON `{lastSeenMs, active, concurrency}`; entries not
                       seen for a while are removed by stats and by the workers' beat.
 - `rl:<policy>:<id>`  STRING, rate-limit state of every policy of that name for one identifier
@@ -31,6 +36,11 @@ The data model (values kept as strings; times are epoch milliseconds):
 - `webhooks`          ZSET of job ids whose callback is to be delivered; score = when the next
                       try is due (a delivery in flight pushes it ahead, so a dead worker's
                       delivery is tried again). Entries leave when delivered or given up.
+- `session:<id>`      STRING, one app session's JSON value (`shared.sessions`), with PX = its
+                      TTL, slid forward by every read and touch. Ids are 256 random bits.
+- `schedule:<name>`   STRING, the epoch ms of the last slot fired (or skipped) of one recurring
+                      job (`shared.schedules`), with PX until a week after its next slot: a
+                      schedule removed from `SCHEDULES` leaves nothing behind for long.
 - channel `events`    for the workers: `<jobId> <readyAtMs>`, PUBLISHed by enqueue and whenever
                       settle or release make jobs ready, so idle workers wake at once;
                       `<jobId> cancel` when the owner cancels a running job; `<jobId> webhook`
@@ -91,6 +101,12 @@ class QueueKeys:
 
     def job_channel(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    def schedule(self, name: str) -> str:
+        return f"{self.prefix}schedule:{name}"
 
 
 def lease_member(job_id: str, token: str) -> str:
