@@ -1,8 +1,9 @@
 """The worker's public surface, to embed it and to write processors for it:
-`from worker import Job, PermanentError, Worker, WorkerOptions`."""
+`from worker import Job, JobCancelled, PermanentError, Worker, WorkerOptions`."""
 
 from shared.errors import PermanentError
-from worker.job import Job
-from worker.worker import Worker, WorkerOptions
+from worker.job import Job, JobCancelled
+from worker.options import WorkerOptions
+from worker.worker import Worker
 
-__all__ = ["Job", "PermanentError", "Worker", "WorkerOptions"]
+__all__ = ["Job", "JobCancelled", "PermanentError", "Worker", "WorkerOptions"]

@@ -1,8 +1,10 @@
 """`python -m worker --processor module:function [--concurrency N] [--queue NAME]
-[--grace-period-s S]`: run a worker until SIGTERM or SIGINT, then shut down gracefully
-(running jobs get the grace period to finish; the rest are handed back; exit code 0).
+[--grace-period-s S] [--isolation thread|process]`: run a worker until SIGTERM or SIGINT, then
+shut down gracefully (running jobs get the grace period to finish; the rest are handed back;
+exit code 0).
 
-Exit code 2: a bad command line or configuration (`worker_not_started`). Exit code 1, after
+Exit code 2: a bad command line or configuration, or a processor that cannot be loaded (with
+`--isolation process`, found when the children import it) (`worker_not_started`). Exit code 1, after
 one `fatal` log line: what retrying cannot fix, that is a token Upstash refuses (at any time),
 or, at start-up, nothing listening at the URL or something that does not answer like Upstash.
 An outage after start-up (or a timeout at start-up) is logged and retried with backoff."""
@@ -19,10 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 from shared.config.settings import get_settings
 from shared.errors import AppError, RedisUnavailable, ServerMisconfigured
 from shared.queue.backoff import DEFAULT_BASE_MS, DEFAULT_MAX_MS, Backoff
+from worker.isolation.runner import Isolation
 from worker.logs import configure_logging, log_event
-from worker.processor import load_processor
+from worker.options import WorkerOptions
+from worker.processor import ProcessorLoadError
 from worker.schedule import IDLE_BEAT_S
-from worker.worker import Worker, WorkerOptions
+from worker.worker import Worker
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -35,6 +39,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--queue", default=None, help="queue name (default: QUEUE_NAME)")
     parser.add_argument(
         "--grace-period-s", type=float, default=30.0, help="time running jobs get on shutdown (30)"
+    )
+    parser.add_argument(
+        "--isolation",
+        choices=list(Isolation),
+        default=Isolation.THREAD,
+        help="thread (default): in this process; process: one long-lived child per slot",
     )
     parser.add_argument("--retry-base-ms", type=int, default=DEFAULT_BASE_MS)
     parser.add_argument("--retry-max-ms", type=int, default=DEFAULT_MAX_MS)
@@ -49,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     try:
-        processor = load_processor(args.processor)
         settings = get_settings()
         options = WorkerOptions(
             concurrency=args.concurrency,
@@ -57,13 +66,17 @@ def main(argv: list[str] | None = None) -> int:
             grace_period_s=args.grace_period_s,
             backoff=Backoff(base_ms=args.retry_base_ms, max_ms=args.retry_max_ms),
             idle_beat_s=args.idle_beat_s,
+            isolation=Isolation(args.isolation),
         )
-        worker = Worker(processor, settings, options)
+        worker = Worker(args.processor, settings, options)
     except (ValueError, ServerMisconfigured) as error:
         log_event("worker_not_started", logging.ERROR, error=str(error))
         return EXIT_USAGE
     try:
         asyncio.run(_serve(worker))
+    except ProcessorLoadError as error:  # the children could not import it
+        log_event("worker_not_started", logging.ERROR, workerId=worker.id, error=str(error))
+        return EXIT_USAGE
     except AppError as error:  # what retrying cannot fix (see Worker.run)
         fields = fatal_fields(error, settings.upstash_url)
         log_event("fatal", logging.ERROR, workerId=worker.id, **fields)

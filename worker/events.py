@@ -2,7 +2,8 @@
 (server-sent events), so an idle worker starts a new job at once without polling.
 
 Enqueue publishes `"<jobId> <readyAtMs>"` for every new job; the beat and the graceful hand-back
-publish the same when they make jobs ready. The stream is kept open for as long as it lives
+publish the same when they make jobs ready; `"<jobId> cancel"` asks the worker running that
+job to stop it (the owner cancelled it). The stream is kept open for as long as it lives
 (TCP keepalive notices a dead peer); it reconnects with backoff, and every (re)subscription
 is reported, because messages published while it was down are lost: the worker then claims.
 """
@@ -35,12 +36,20 @@ class JobEvent:
     ready_at_ms: int
 
 
+@dataclass(frozen=True)
+class CancelRequested:
+    """`<jobId> cancel`: its owner cancelled the job while it runs."""
+
+    job_id: str
+
+
 class Subscribed:
     """The stream is (again) live."""
 
 
-def parse_line(line: str, channel: str) -> JobEvent | Subscribed | None:
-    """One SSE line: `data: subscribe,<channel>,<n>` or `data: message,<channel>,<payload>`."""
+def parse_line(line: str, channel: str) -> JobEvent | CancelRequested | Subscribed | None:
+    """One SSE line: `data: subscribe,<channel>,<n>` or `data: message,<channel>,<payload>`
+    (None for any other line or payload, such as `<jobId> webhook`)."""
     data = line.removeprefix("data: ")
     if data == line:
         return None
@@ -50,6 +59,8 @@ def parse_line(line: str, channel: str) -> JobEvent | Subscribed | None:
     if payload == data:
         return None
     job_id, _, ready_at = payload.partition(" ")
+    if ready_at == "cancel":
+        return CancelRequested(job_id)
     try:
         return JobEvent(job_id=job_id, ready_at_ms=int(ready_at))
     except ValueError:
@@ -77,7 +88,7 @@ class EventStream:
         self,
         settings: Settings,
         channel: str,
-        on_event: Callable[[JobEvent | Subscribed], None],
+        on_event: Callable[[JobEvent | CancelRequested | Subscribed], None],
     ) -> None:
         self._settings = settings
         self._channel = channel

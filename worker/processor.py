@@ -1,4 +1,5 @@
-"""Loading a processor (`module:function`) and running one attempt of a job with it.
+"""Loading a processor (`module:function`) and running one attempt of a job with it in this
+process (`--isolation thread`; `worker.isolation` runs it in a child process instead).
 
 A processor is a sync or async callable taking a `worker.job.Job` and returning a JSON value.
 Async processors run on the worker's event loop; sync ones run in a daemon thread each, so a
@@ -44,21 +45,34 @@ class Failed:
 AttemptResult = Succeeded | Failed
 
 
-def load_processor(spec: str) -> Processor:
-    """`package.module:function` (or `module:object.method`) -> the callable; ValueError if not."""
+class ProcessorLoadError(ValueError):
+    """The processor cannot be loaded: a spec that is not `module:function`, a module that
+    does not import, no such callable in it."""
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """`module:attribute` -> (module, attribute); ProcessorLoadError if it does not look so."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise ValueError(f"processor {spec!r} must look like module:function")
+        raise ProcessorLoadError(f"processor {spec!r} must look like module:function")
+    return module_name, attribute
+
+
+def load_processor(spec: str) -> Processor:
+    """`package.module:function` (or `module:object.method`) -> the callable; else
+    ProcessorLoadError."""
+    module_name, attribute = split_spec(spec)
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"processor {spec!r}: cannot import {module_name}: {error}") from None
+        message = f"processor {spec!r}: cannot import {module_name}: {error}"
+        raise ProcessorLoadError(message) from None
     for part in attribute.split("."):
         target = getattr(target, part, None)
         if target is None:
-            raise ValueError(f"processor {spec!r}: {module_name} has no {attribute}")
+            raise ProcessorLoadError(f"processor {spec!r}: {module_name} has no {attribute}")
     if not callable(target):
-        raise ValueError(f"processor {spec!r} is not callable")
+        raise ProcessorLoadError(f"processor {spec!r} is not callable")
     return target  # type: ignore[no-any-return]
 
 
@@ -92,19 +106,24 @@ async def run_attempt(
             result = await _call(processor, job, stopped)
     except TimeoutError as error:
         if deadline.expired():
-            return _timed_out(job, still_waiting=not called)
-        return _failure(error, "error", permanent=False)
-    except PermanentError as error:
-        return _failure(error, "permanent", permanent=True)
+            return timed_out(job, still_waiting=not called)
+        return failure_of(error)
     except Exception as error:  # noqa: BLE001 - any processor failure is a failed attempt
-        return _failure(error, "error", permanent=False)
+        return failure_of(error)
     finally:
         if not called:
-            _note_end(stopped, "not called")
+            note_end(stopped, "not called")
     return encode_result(result, max_result_bytes)
 
 
-def _timed_out(job: Job, *, still_waiting: bool) -> Failed:
+def failure_of(error: Exception) -> Failed:
+    """What the processor raised, as a failed attempt: PermanentError fails the job at once."""
+    if isinstance(error, PermanentError):
+        return _failure(error, "permanent", permanent=True)
+    return _failure(error, "error", permanent=False)
+
+
+def timed_out(job: Job, *, still_waiting: bool) -> Failed:
     if still_waiting:
         message = f"an earlier attempt was still running after timeoutMs={job.timeout_ms}"
     else:
@@ -123,13 +142,13 @@ async def _noting_the_end(call: Awaitable[T], stopped: asyncio.Future[str] | Non
     try:
         value = await call
     except BaseException as error:
-        _note_end(stopped, f"raised {type(error).__name__}")
+        note_end(stopped, f"raised {type(error).__name__}")
         raise
-    _note_end(stopped, "returned")
+    note_end(stopped, "returned")
     return value
 
 
-def _note_end(stopped: asyncio.Future[str] | None, how: str) -> None:
+def note_end(stopped: asyncio.Future[str] | None, how: str) -> None:
     if stopped is not None and not stopped.done():
         stopped.set_result(how)
 
@@ -189,7 +208,7 @@ def _resolve(
                 future.set_result(value)
             else:
                 future.set_exception(error)
-        _note_end(stopped, how)
+        note_end(stopped, how)
 
     # RuntimeError: the loop has closed; the worker is gone, and so is any interest in the value.
     with contextlib.suppress(RuntimeError):

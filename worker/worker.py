@@ -12,7 +12,11 @@ worker costs a few commands every few minutes.
 A slot is taken from the claim until the processor has really returned: a sync processor that
 overran its timeout or lost its lease keeps running in its thread (no thread can be killed), so
 its slot stays taken and a new attempt of the same job waits for it; its late result is dropped
-and logged (`late_result_dropped`).
+and logged (`late_result_dropped`). With `isolation=process` each slot runs its jobs in a child
+process instead, killed and replaced on timeout or cancel (`worker.isolation`).
+
+A job its owner cancels while it runs here is stopped as soon as the event stream says so
+(`"<id> cancel"`), or at the next beat, which finds its lease gone (`worker.running`).
 """
 
 from __future__ import annotations
@@ -20,36 +24,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any
 
 from shared import clock
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply, RedisTimeout, RedisUnavailable, ServerMisconfigured
-from shared.queue.backoff import Backoff
 from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, settle
-from shared.queue.claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs
+from shared.queue.claim import MAX_CLAIM_BATCH, lease_jobs, start_jobs
 from shared.queue.leases import LeaseOutcome, check_worker_id
 from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
-from worker.events import EventStream, JobEvent, Subscribed
+from worker.events import CancelRequested, EventStream, JobEvent, Subscribed
+from worker.isolation.runner import make_runner
 from worker.logs import log_event
+from worker.options import WorkerOptions, default_worker_id
 from worker.processor import Processor
 from worker.running import JobRun, QueueHandle
 from worker.runs import Runs
-from worker.schedule import (
-    IDLE_BEAT_S,
-    Housekeeping,
-    beat_interval_s,
-    housekeeping,
-    merge_due_ms,
-    next_due_ms,
-)
+from worker.schedule import Housekeeping, beat_interval_s, housekeeping, merge_due_ms, next_due_ms
 from worker.shutdown import hand_back
 from worker.slots import Slots
 
@@ -57,25 +51,12 @@ REDIS_RETRY_MIN_S = 0.5
 REDIS_RETRY_MAX_S = 30.0
 
 
-@dataclass(frozen=True)
-class WorkerOptions:
-    concurrency: int = 1
-    queue_name: str | None = None  # default: the settings' QUEUE_NAME
-    grace_period_s: float = 30.0
-    backoff: Backoff = field(default_factory=Backoff)
-    idle_beat_s: float = IDLE_BEAT_S
-    subscribe: bool = True  # wake on the event stream (else only beats find new jobs)
-    worker_id: str | None = None
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
 class Worker:
-    def __init__(self, processor: Processor, settings: Settings, options: WorkerOptions) -> None:
-        if options.concurrency < 1 or options.grace_period_s < 0:
-            raise ValueError("concurrency must be >= 1 and the grace period >= 0")
+    def __init__(
+        self, processor: Processor | str, settings: Settings, options: WorkerOptions
+    ) -> None:
+        """`processor`: the callable, or its `module:function` (with process isolation only
+        the children import it). ProcessorLoadError if it cannot be loaded."""
         self.id = options.worker_id or default_worker_id()
         check_worker_id(self.id)
         self.keys = QueueKeys(options.queue_name or settings.queue_name)
@@ -83,7 +64,8 @@ class Worker:
         self._options = options
         self._wake = asyncio.Event()
         self._slots = Slots(options.concurrency, on_free=self._wake.set)
-        self._runs = Runs(processor, options.backoff, self._slots, on_end=self._run_ended)
+        self._runner = make_runner(processor, options.isolation, options.concurrency, self.id)
+        self._runs = Runs(self._runner, options.backoff, self._slots, on_end=self._run_ended)
         self._stopping = False
         self._hurry = False
         self._may_have_ready = True
@@ -104,14 +86,19 @@ class Worker:
     async def run(self) -> None:
         """Until `stop()`. Raises what retrying cannot fix: `ServerMisconfigured` when Upstash
         refuses the token (at any time), and, before Upstash has answered once, any failure
-        but a timeout (nothing listening at the URL, or not Upstash there)."""
+        but a timeout (nothing listening at the URL, or not Upstash there); with process
+        isolation, `ProcessorLoadError` when the children cannot load the processor."""
         queue = QueueHandle(get_redis(self._settings), self._settings, self.keys, self.id)
         self._log(
-            "worker_started", concurrency=self._options.concurrency, queue=self.keys.queue_name
+            "worker_started",
+            concurrency=self._options.concurrency,
+            queue=self.keys.queue_name,
+            isolation=self._options.isolation,
         )
         stream: asyncio.Task[None] | None = None
         refused = False
         try:
+            await self._runner.start()
             while not self._stopping:
                 await self._guarded(self._step(queue))
                 if stream is None and self._reached:  # subscribe once Upstash has answered
@@ -130,6 +117,7 @@ class Worker:
                 await hand_back(queue, claimed, self._runs.cancel_all())
             else:  # nothing can be handed back: the leases expire
                 await asyncio.gather(*self._runs.cancel_all(), return_exceptions=True)
+            await self._runner.close()
         self._log("worker_stopped")
 
     # -- the loop ------------------------------------------------------------------------
@@ -200,10 +188,11 @@ class Worker:
             self._last_trim_ms, self._finished_since_trim = now_ms, False
         if chores.prune_workers_before_ms:
             self._last_prune_ms = now_ms
-        for run in runs:
-            run.lease_valid_until_ms = now_ms + run.claimed.timeout_ms
         for member in result.lost:
             self._runs.abandon(member)
+        for run in runs:
+            if run.holds_lease:
+                run.lease_valid_until_ms = now_ms + run.claimed.timeout_ms
         # Until the settle succeeds, what was due stays due: the next step beats again.
         due_ms = now_ms if result.has_due else result.next_due_ms
         self._due_ms = merge_due_ms(next_due_ms(due_ms, now_ms), self._due_ms, due_before_ms)
@@ -253,13 +242,11 @@ class Worker:
             self._may_have_ready = False  # drained, and no event arrived meanwhile
         if leases:
             now_ms = clock.now_ms()
-            self._run_all(queue, await start_jobs(r, s, k, leases, now_ms=now_ms), now_ms)
-
-    def _run_all(self, queue: QueueHandle, jobs: list[ClaimedJob], now_ms: int) -> None:
-        self._runs.start(queue, jobs)
-        if jobs:
-            busy_beat_ms = now_ms + round(beat_interval_s([j.timeout_ms for j in jobs]) * 1000)
-            self._next_beat_ms = min(self._next_beat_ms, busy_beat_ms)
+            jobs = await start_jobs(r, s, k, leases, now_ms=now_ms)
+            self._runs.start(queue, jobs)
+            if jobs:
+                busy_beat_s = beat_interval_s([job.timeout_ms for job in jobs])
+                self._next_beat_ms = min(self._next_beat_ms, now_ms + round(busy_beat_s * 1000))
 
     def _run_ended(self, run: JobRun, outcome: LeaseOutcome | None) -> None:
         if outcome in (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED):
@@ -276,7 +263,10 @@ class Worker:
         stream = EventStream(self._settings, self.keys.events_channel, self._on_event)
         return asyncio.create_task(stream.run())
 
-    def _on_event(self, event: JobEvent | Subscribed) -> None:
+    def _on_event(self, event: JobEvent | CancelRequested | Subscribed) -> None:
+        if isinstance(event, CancelRequested):
+            self._runs.cancel_job(event.job_id)
+            return
         if isinstance(event, Subscribed):
             self._log("subscribed", logging.DEBUG, channel=self.keys.events_channel)
             self._note_ready()  # anything published while unsubscribed was missed

@@ -102,3 +102,53 @@ def permanent(job: Job) -> None:
 
 def oversized(job: Job) -> str:
     return "x" * job.data["bytes"]
+
+
+def until_cancelled(job: Job) -> dict[str, str]:
+    """Sync and cooperative: stamp `<data.dir>/<job id>.start`, then check `job.cancelled`
+    every 10 ms; returns (a result the worker must refuse) once it is set."""
+    _stamp(Path(job.data["dir"]) / f"{job.id}.start")
+    deadline = time.monotonic() + GATE_WAIT_S
+    while not job.cancelled:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never cancelled the job")
+        time.sleep(0.01)
+    return {"ended": "cancelled"}
+
+
+def progress_forever(job: Job) -> None:
+    """Sync: stamp `<data.dir>/<job id>.start`, then report progress every 10 ms until
+    `job.progress()` raises JobCancelled (recorded in `<data.dir>/<job id>.end`)."""
+    directory = Path(job.data["dir"])
+    _stamp(directory / f"{job.id}.start")
+    deadline = time.monotonic() + GATE_WAIT_S
+    step = 0
+    try:
+        while time.monotonic() < deadline:
+            step += 1
+            job.progress(min(step, 99), f"step {step}")
+            time.sleep(0.01)
+    except BaseException as error:
+        (directory / f"{job.id}.end").write_text(type(error).__name__, encoding="utf-8")
+        raise
+    raise TimeoutError("the test never cancelled the job")
+
+
+async def async_until_cancelled(job: Job) -> None:
+    """Async: stamp `<data.dir>/<job id>.start`, then await forever; record the cancel
+    delivered into it in `<data.dir>/<job id>.end`."""
+    directory = Path(job.data["dir"])
+    _stamp(directory / f"{job.id}.start")
+    try:
+        await asyncio.sleep(GATE_WAIT_S)
+    except asyncio.CancelledError:
+        (directory / f"{job.id}.end").write_text("CancelledError", encoding="utf-8")
+        raise
+
+
+def ignores_cancel(job: Job) -> dict[str, str]:
+    """Sync and deaf to `job.cancelled`: stamp `<data.dir>/<job id>.start`, wait until
+    `data.gate` exists, then return a result."""
+    _stamp(Path(job.data["dir"]) / f"{job.id}.start")
+    _wait_for_gate(Path(job.data["gate"]))
+    return {"ended": "late"}

@@ -1,5 +1,6 @@
 """Fixtures: real worker processes (`python -m worker`) against real Redis behind the gateway,
-and a queue harness to enqueue jobs and look at the stored state."""
+a queue harness to enqueue jobs and look at the stored state, and the status function to
+cancel jobs as their owner would (`DELETE /api/status`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
+from functions import status
 from local.stack import Gateway
+from shared.config.settings import get_settings
+from tests.support.api import JWT_SECRET, make_user_token
+from tests.support.cancelling import CancelOverHttp
 from tests.support.harness import QueueHarness, make_harness
 from tests.support.worker_process import REPO_ROOT, StartWorker, WorkerProcess
 
@@ -65,3 +71,22 @@ def start_worker(
         if worker.process.poll() is None:
             worker.signal(signal.SIGKILL)
         worker.stop()
+
+
+@pytest.fixture
+async def cancel_over_http(
+    upstash_env: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[CancelOverHttp]:
+    """`await cancel_over_http(job_id)`: `DELETE /api/status?id=` as user-1 (the harness's
+    default owner), through the status function's ASGI app."""
+    monkeypatch.setenv("AUTH_JWT_SECRET", JWT_SECRET)
+    get_settings.cache_clear()
+    headers = {"Authorization": f"Bearer {make_user_token('user-1')}"}
+    transport = httpx.ASGITransport(app=status.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+        async def cancel(job_id: str) -> httpx.Response:
+            return await client.delete("/api/status", params={"id": job_id}, headers=headers)
+
+        yield cancel
+    get_settings.cache_clear()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 from shared import clock
 from shared.errors import RedisTimeout
+from shared.queue.backoff import Backoff
 from tests.support.harness import QueueHarness
 from tests.support.worker_process import wait_for
+from worker.isolation.runner import InProcessRunner
 from worker.job import Job
+from worker.running import CANCEL_REQUESTED, JobRun, QueueHandle
 from worker.worker import Worker, WorkerOptions
 
 
@@ -43,29 +45,25 @@ async def test_an_embedded_worker_runs_jobs_in_parallel_and_stops_when_asked(
     assert queue.direct.hgetall(queue.keys.workers) == {}
 
 
-async def test_a_lease_found_gone_while_its_job_reports_does_not_cancel_the_report(
+async def test_a_lease_found_gone_while_its_job_reports_does_not_stop_the_report(
     queue: QueueHarness,
 ) -> None:
     """The job's own complete or fail removes its lease; a beat racing it sees the lease gone.
-    The report must finish (and log what happened) rather than be cancelled half-way."""
-    worker = Worker(lambda job: None, queue.settings, WorkerOptions(worker_id="racing"))
-    reporting = SimpleNamespace(reporting=True, job_id="job-a")
-    running = SimpleNamespace(reporting=False, job_id="job-b", log_lease_lost=lambda reason: None)
-    report_task = asyncio.create_task(asyncio.sleep(10))
-    processor_task = asyncio.create_task(asyncio.sleep(10))
-    runs = worker._runs._entries
-    runs["job-a|t1"] = (reporting, report_task)  # type: ignore[assignment]
-    runs["job-b|t2"] = (running, processor_task)  # type: ignore[assignment]
+    The report must finish (and log what happened) rather than be stopped half-way."""
+    handle = QueueHandle(queue.redis, queue.settings, queue.keys, "racing")
+    runner = InProcessRunner(lambda job: None)
+    for _ in range(2):
+        await queue.enqueue(now_ms=clock.now_ms())
+    claimed = await queue.claim(count=2, now_ms=clock.now_ms())
+    reporting, running = (JobRun(handle, job, runner, Backoff()) for job in claimed)
+    reporting.reporting = True
 
-    worker._runs.abandon("job-a|t1")
-    worker._runs.abandon("job-b|t2")
-    await asyncio.sleep(0)
+    assert reporting.cancel("renewal refused") is False
+    assert running.cancel("renewal refused") is True
+    assert running.cancel(CANCEL_REQUESTED) is False, "stopped once"
 
-    assert not report_task.cancelled()
-    assert "job-a|t1" in runs
-    assert processor_task.cancelled()
-    assert "job-b|t2" not in runs
-    report_task.cancel()
+    assert (reporting.holds_lease, reporting.stop_reason) == (True, None)
+    assert (running.holds_lease, running.stop_reason) == (False, "renewal refused")
 
 
 async def test_a_backoff_after_an_outage_is_not_cut_short_by_other_wake_ups(

@@ -105,9 +105,12 @@ async def test_a_processor_whose_lease_was_lost_keeps_its_slot_until_it_returns(
     queue.direct.zrem(queue.keys.leases, lease)  # as if another worker had taken the job back
     await worker.wait_for_event("lease_lost", jobId=lost)
 
+    other = await queue.enqueue(now_ms=clock.now_ms(), data={"dir": str(tmp_path), "slow": []})
+    # The stopped run waits for its processor until the lease's deadline, then ends; its slot
+    # stays held. Two heartbeats later the worker has had its chance to claim (each beat is a
+    # loop step).
+    await worker.wait_for_event("slot_held", jobId=lost)
     waiting_since_ms = clock.now_ms()
-    other = await queue.enqueue(now_ms=waiting_since_ms, data={"dir": str(tmp_path), "slow": []})
-    # Two heartbeats later the worker has had its chance to claim (each beat is a loop step).
     seen_ms = await wait_for(lambda: last_seen_after(queue, worker, waiting_since_ms))
     await wait_for(lambda: last_seen_after(queue, worker, seen_ms), what="one more beat")
     gate.touch()
