@@ -3,8 +3,12 @@ not seen for a while. A worker's `active` is its live (unexpired) leases now, re
 leases (each token names its holder), not from its last heartbeat: a SIGKILLed worker reads 0
 once its leases expire, though it stays listed until it goes stale.
 
-Billed: 11 with one pending job (EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready,
-HGETALL workers); +1 ZRANGE per further priority band and +1 HDEL when a worker went stale.
+The same call reads today's usage count (`shared.usage`), so stats shows `usage` without a
+second request; the script reports how many commands it ran, for the meter.
+
+Billed: 12 with one pending job (EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready,
+HGETALL workers, GET usage); +1 ZRANGE per further priority band and +1 HDEL when a worker went
+stale.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from shared.queue.record import workers_from_hash
 from shared.store.keys import SCORE_PRIORITY_STEP, QueueKeys
 from shared.store.replies import as_int, as_pairs, as_str
 from shared.store.scripts import ScriptArg, load_script, run_script
+from shared.usage.meter import usage_key, utc_day
+from shared.usage.today import daily_usage
 
 WORKER_STALE_AFTER_MS = 600_000
 HOUR_MS = 3_600_000
@@ -44,6 +50,7 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
         keys.leases,
         *(keys.done(status) for status in FINAL_STATUSES),
         keys.workers,
+        usage_key(settings.queue_name, utc_day(now_ms)),
     ]
     args: list[ScriptArg] = [
         now_ms - settings.job_retention_ms,
@@ -55,17 +62,25 @@ async def queue_stats(redis: Redis, settings: Settings, now_ms: int) -> QueueSta
     reply = await run_script(
         redis, settings, load_script("queue/queue_stats"), script_keys, args, safe_to_repeat=True
     )
-    return _stats_from_reply(reply, now_ms)
+    return _stats_from_reply(reply, settings, now_ms)
 
 
-def _stats_from_reply(reply: RESTResultT, now_ms: int) -> QueueStats:
+def _stats_from_reply(reply: RESTResultT, settings: Settings, now_ms: int) -> QueueStats:
     match reply:
-        case [*counts, list() as band_heads, list() as workers, list() as held]:
+        case [
+            *counts,
+            list() as band_heads,
+            list() as workers,
+            list() as held,
+            int() as used,
+            int(),
+        ]:
             if len(counts) == len(_COUNT_NAMES):
                 values: dict[str, Any] = dict(zip(_COUNT_NAMES, counts, strict=True))
-                values["oldestPendingAgeMs"] = _oldest_age_ms(band_heads, now_ms)
+                values["oldestPendingAgeMs"] = oldest_age_ms(band_heads, now_ms)
                 listed = workers_from_hash(as_pairs(workers, "stats workers"))
                 values["workers"] = _with_live_leases(listed, _live_leases(held))
+                values["usage"] = daily_usage(settings, now_ms, used)
                 return QueueStats.model_validate(values, strict=True)
     raise BadRedisReply(f"stats script replied {reply!r:.200}")
 
@@ -86,7 +101,7 @@ def _with_live_leases(workers: list[WorkerInfo], live: dict[str, int]) -> list[W
     return [worker.model_copy(update={"active": live.get(worker.id, 0)}) for worker in workers]
 
 
-def _oldest_age_ms(band_heads: list[Any], now_ms: int) -> int | None:
+def oldest_age_ms(band_heads: list[Any], now_ms: int) -> int | None:
     """Ready scores are priority * step + readyAtMs: the oldest is the least readyAtMs."""
     try:
         ready_at_ms = [int(float(score)) % SCORE_PRIORITY_STEP for score in band_heads]

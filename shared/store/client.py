@@ -12,7 +12,10 @@ could apply an INCR or a script twice. Here the SDK's own retries are off and:
 - a client found wedged anyway (its pool timed out) is replaced by a fresh one;
 - an HTTP 5xx is `redis_unavailable`, whatever its body (the SDK itself never reads the status);
 - a request is repeated only when it never left this process (connection refused, a few times)
-  or when the caller says a repeat is harmless (reads). Failures become typed errors.
+  or when the caller says a repeat is harmless (reads). Failures become typed errors;
+- every request passes the usage meter's transport (`shared.usage.transport`), which prices it
+  and carries the meter's batched count in the same request when one is due. A client serves
+  one queue, whose usage it counts.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from shared.errors import (
     RedisUnavailable,
     ServerMisconfigured,
 )
+from shared.usage.meter import MeterKey
+from shared.usage.transport import MeteredTransport
 
 T = TypeVar("T")
 MAX_CONNECTIONS = 100
@@ -46,7 +51,7 @@ RETRY_PAUSE_S = 0.05
 _AUTH_ERRORS = ("Unauthorized", "WRONGPASS", "NOPERM", "NOAUTH")
 _QUOTA_ERRORS = ("limit exceeded",)
 
-Endpoint = tuple[str, str, int]
+Endpoint = tuple[str, str, int, str]
 
 
 @dataclass
@@ -76,7 +81,12 @@ def _upstash(settings: Settings) -> _Upstash:
 
 
 def _endpoint(settings: Settings) -> Endpoint:
-    return (settings.upstash_url, settings.upstash_token, settings.redis_timeout_ms)
+    return (
+        settings.upstash_url,
+        settings.upstash_token,
+        settings.redis_timeout_ms,
+        settings.queue_name,
+    )
 
 
 def _new_client(settings: Settings) -> Redis:
@@ -94,12 +104,15 @@ def _new_client(settings: Settings) -> Redis:
 
 
 def _http_client(settings: Settings) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IN_FLIGHT)
+    base_path = httpx.URL(settings.upstash_url).path
+    transport = MeteredTransport(
+        httpx.AsyncHTTPTransport(limits=limits), MeterKey.of(settings), base_path
+    )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.redis_timeout_s),
         event_hooks={"response": [_refuse_server_errors]},
-        limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IN_FLIGHT
-        ),
+        transport=transport,
     )
 
 

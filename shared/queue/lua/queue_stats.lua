@@ -11,6 +11,7 @@
 --   KEYS[5]    done:failed ZSET
 --   KEYS[6]    done:cancelled ZSET
 --   KEYS[7]    workers HASH (id -> JSON {lastSeenMs, active, concurrency})
+--   KEYS[8]    today's usage STRING (billed commands counted by the product, shared.usage)
 --   ARGV[1]    retention cutoff ms: finished jobs at or after it still exist
 --   ARGV[2]    one hour ago, ms
 --   ARGV[3]    stale cutoff ms: workers last seen before it are removed from KEYS[7]
@@ -21,8 +22,10 @@
 --   {pending, delayed, processing, completed, failed, cancelled, completedLastHour,
 --    failedLastHour, {oldest ready score of each non-empty priority band...},
 --    {worker id, worker JSON, ...} (live workers only),
---    {worker id, live leases, ...} (workers holding a live lease)}
+--    {worker id, live leases, ...} (workers holding a live lease),
+--    today's usage count (0 when none), the number of Redis calls this script made}
 -- One read of the leases gives both their count and each worker's live ones.
+--- @include "queue/ready_band_heads"
 local leases = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
 local now_ms = tonumber(ARGV[5])
 local live_leases = {}
@@ -45,27 +48,7 @@ local counts = {
   redis.call('ZCOUNT', KEYS[5], ARGV[2], '+inf'),
 }
 
--- The lowest score is the oldest job of the first non-empty priority band; later bands (up
--- to the band of the highest score) may hold older jobs, so take the first of each of them.
-local oldest = {}
-if pending > 0 then
-  local step = tonumber(ARGV[4])
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  oldest[1] = first[2]
-  if pending > 1 then
-    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-    local low = math.floor(tonumber(first[2]) / step)
-    local high = math.floor(tonumber(last[2]) / step)
-    for band = low + 1, high do
-      local head = redis.call(
-        'ZRANGEBYSCORE', KEYS[1], band * step, '(' .. string.format('%.0f', (band + 1) * step),
-        'WITHSCORES', 'LIMIT', 0, 1)
-      if head[2] then
-        oldest[#oldest + 1] = head[2]
-      end
-    end
-  end
-end
+local oldest, band_calls = ready_band_heads(KEYS[1], pending, tonumber(ARGV[4]))
 counts[#counts + 1] = oldest
 
 local live, stale = {}, {}
@@ -81,8 +64,10 @@ for i = 1, #workers, 2 do
     stale[#stale + 1] = workers[i]
   end
 end
+local stale_calls = 0
 if #stale > 0 then
   redis.call('HDEL', KEYS[7], unpack(stale))
+  stale_calls = 1
 end
 counts[#counts + 1] = live
 
@@ -92,4 +77,7 @@ for holder, count in pairs(live_leases) do
   held[#held + 1] = count
 end
 counts[#counts + 1] = held
+counts[#counts + 1] = tonumber(redis.call('GET', KEYS[8]) or '0') or 0
+-- ZRANGE leases, 2 ZCARD, 5 ZCOUNT, HGETALL and GET, plus the bands and the HDEL.
+counts[#counts + 1] = 10 + band_calls + stale_calls
 return counts
