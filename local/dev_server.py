@@ -20,6 +20,7 @@ ROUTES = {
     "/api/dashboard": "functions.dashboard",
     "/api/errors": "functions.errors",
     "/api/openapi.json": "functions.openapi",
+    "/api/cron": "functions.cron",
 }
 
 
