@@ -33,6 +33,7 @@ from shared.queue.stats import queue_stats
 from shared.queue.status import cancel_job
 from shared.ratelimit.checks import checks_for, checks_for_enqueue
 from shared.ratelimit.standalone import check_rate_limits
+from shared.schedules.firing import advance_schedules
 from shared.store.scripts import Script, load_script, run_script, script_names, script_path
 from shared.webhooks.outbox import claim_delivery, record_delivery
 from tests.support.harness import T0_MS, QueueHarness, make_harness
@@ -151,6 +152,7 @@ async def test_every_script_touches_only_the_keys_it_declares(
     await run_the_worker_side(audit, queue)
     await run_the_beat_and_settle(audit, queue)
     await run_the_webhooks(audit, queue)
+    await run_the_batches_and_the_cache(audit, queue)
 
     # The operator scripts are audited the same way in tests/shared/queue/test_operator_scripts.py
     operator_scripts = {"queue/index_page", "queue/retry_jobs", "queue/purge_jobs"}
@@ -294,3 +296,6 @@ async def run_the_batches_and_the_cache(audit: KeyAudit, queue: QueueHarness) ->
     many = [cached(f"d{n}", T0_MS + 120_000) for n in range(12)]
     denied = await audit.run(enqueue_jobs(r, s, many, checks))  # over user:10/1m
     assert denied.jobs == []
+    records = [("hourly", T0_MS, 60_000), ("daily", T0_MS, 60_000)]
+    assert await audit.run(advance_schedules(r, s, k, records)) == 2
+    assert await audit.run(advance_schedules(r, s, k, records)) == 0
