@@ -4,6 +4,7 @@ cache's `Job-Cache` header."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -312,3 +313,17 @@ async def test_the_cache_key_is_part_of_the_idempotency_fingerprint(
 
     assert reused.status_code == 422
     assert reused.json()["code"] == "idempotency_key_reused"
+
+
+async def test_fifty_concurrent_identical_requests_make_one_job(
+    queue_api: QueueApi, user_headers: Callable[..., dict[str, str]], redis_direct: redis.Redis
+) -> None:
+    auth = user_headers()
+
+    responses = await asyncio.gather(*(post(queue_api, CACHED, auth) for _ in range(50)))
+
+    answers = sorted((r.status_code, r.headers["job-cache"]) for r in responses)
+    assert answers == [(200, "attached")] * 49 + [(202, "miss")]
+    assert len({response.json()["id"] for response in responses}) == 1
+    assert len(queue_state(redis_direct)["jobs"]) == 1  # type: ignore[arg-type]
+    assert redis_direct.zcard(KEYS.ready) == 1
