@@ -105,6 +105,12 @@ class UsageMeter:
 usage_meter = UsageMeter()
 
 
+def count_commands(settings: Settings, now_ms: int, commands: int = 1) -> None:
+    """Count billed commands sent outside the Upstash client, which prices everything else
+    itself: a SUBSCRIBE over `/subscribe/<channel>` (1 per subscription, however long)."""
+    usage_meter.add(MeterKey.of(settings), utc_day(now_ms), commands)
+
+
 def flush_commands(key: MeterKey, amounts: Amounts) -> list[list[str | int]]:
     """The commands that add `amounts` to Redis: INCRBY per day, EXPIRE on a day's first."""
     commands: list[list[str | int]] = []

@@ -150,3 +150,9 @@ async def test_a_refused_connection_keeps_the_counts(queue: QueueHarness) -> Non
         await call_redis(nowhere, get_redis(nowhere).ping)
 
     assert usage_meter.pending(MeterKey.of(nowhere), TODAY) == FLUSH_EVERY_COMMANDS
+
+
+async def test_a_subscription_is_counted_by_whoever_opens_it(queue: QueueHarness) -> None:
+    meter.count_commands(queue.settings, clock.now_ms())
+
+    assert pending(queue) == 1
