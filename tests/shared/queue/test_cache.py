@@ -285,3 +285,32 @@ async def test_an_idempotency_key_used_without_a_cache_key_is_not_reused_with_on
     with pytest.raises(IdempotencyKeyReused):
         await enqueue(queue, cached_job(T0_MS + 1, key="order-1"))
     assert len(job_keys(queue)) == 1
+
+
+async def test_a_hit_or_an_attach_bills_three_commands_and_a_miss_eight(
+    gateway: Gateway, redis_direct: redis.Redis, gateway_requests: Callable[[], int]
+) -> None:
+    queue = make_harness(gateway, redis_direct, RATELIMIT_POLICIES="user:50/1h,ip:50/1h")
+    checks = checks_for_enqueue(queue.settings, "user-1", "203.0.113.7")
+
+    async def billed(job: NewJob) -> int:
+        before, requests = own_commands(redis_direct), gateway_requests()
+        await enqueue_job(queue.redis, queue.settings, job, checks)
+        assert gateway_requests() - requests == 1
+        return own_commands(redis_direct) - before
+
+    miss = await billed(cached_job())
+    attach = await billed(cached_job(T0_MS + 1))
+    await run_to_the_end(queue, now_ms=T0_MS + 2)
+    hit = await billed(cached_job(T0_MS + 3))
+
+    # miss: EVALSHA, HGETALL, MGET, SET user, SET ip, HSET, ZADD, PUBLISH; else the first three
+    assert (miss, attach, hit) == (8, 3, 3)
+
+
+def own_commands(direct: redis.Redis) -> int:
+    """Billed commands so far, less the usage meter's flush (INCRBY, EXPIRE of its day's key),
+    which rides on whichever request is due and is the meter's cost (enqueue runs neither)."""
+    stats = direct.info("commandstats")
+    ignored = {"cmdstat_info", "cmdstat_config|resetstat", "cmdstat_incrby", "cmdstat_expire"}
+    return sum(int(entry["calls"]) for name, entry in stats.items() if name not in ignored)
