@@ -6,8 +6,8 @@
   not an HTTP request: the tick runs directly, no auth (only EventBridge can invoke it so).
 - A service key may call it too, to try a deployment by hand.
 
-The tick fires the recurring jobs that are due (`fire_recurring_jobs`, SPEC section 12), and
-on every fifth minute runs the alert checks (`shared.alerts.checks`; storage on the hour).
+The tick fires the recurring jobs that are due (`shared.schedules`, SPEC section 12), and on
+every fifth minute runs the alert checks (`shared.alerts.checks`; storage on the hour).
 Every step is safe to repeat: overlapping or retried ticks fire a slot once and notify once.
 
 Billed, with every alert configured (a webhook or SNS set) and no schedules: nothing on four
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Any
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from upstash_redis.asyncio import Redis
 
@@ -33,29 +35,52 @@ from shared.alerts.checks import (
     run_alert_checks,
 )
 from shared.config.settings import Settings, get_settings
-from shared.errors import Unauthorized
+from shared.errors import AppError, Unauthorized
+from shared.schedules.firing import fire_due_schedules
 from shared.store.client import get_redis
 from shared.web.auth import authenticate
 from shared.web.endpoint import endpoint
 from shared.web.lambda_adapter import lambda_handler
 from shared.web.messages import Request, Response, json_response
 
+T = TypeVar("T")
+logger = logging.getLogger("functions.cron")
 
-async def fire_recurring_jobs(redis: Redis, settings: Settings, now_ms: int) -> Any:
-    """The hook for recurring jobs (SPEC section 12): `shared.schedules.fire_due_schedules`
-    once that module exists; until then there is nothing to fire."""
-    del redis, settings, now_ms
-    return None
+
+async def fire_recurring_jobs(redis: Redis, settings: Settings, now_ms: int) -> list[Any]:
+    """SPEC section 12: the due slot of each of SCHEDULES, once (no request without them)."""
+    fired = await fire_due_schedules(redis, settings, now_ms)
+    return [
+        {"name": slot.name, "slotMs": slot.slot_ms, "jobId": slot.job_id, "created": slot.created}
+        for slot in fired
+    ]
 
 
 async def run_tick(settings: Settings, now_ms: int) -> dict[str, Any]:
+    """Both steps run even when the other fails (a bad SCHEDULES must not silence the alerts);
+    the first failure is raised after both."""
     redis = get_redis(settings)
-    recurring = await fire_recurring_jobs(redis, settings, now_ms)
-    alerts = AlertReport(skipped=f"checked every {ALERT_CHECK_EVERY_MIN} minutes")
+    failures: list[AppError] = []
+    recurring = await _step(fire_recurring_jobs(redis, settings, now_ms), failures)
+    alerts: AlertReport | None = AlertReport(skipped=f"every {ALERT_CHECK_EVERY_MIN} minutes")
     if check_due(now_ms, ALERT_CHECK_EVERY_MIN):
         storage = check_due(now_ms, STORAGE_CHECK_EVERY_MIN)
-        alerts = await run_alert_checks(redis, settings, now_ms, read_storage=storage)
-    return {"atMs": now_ms, "schedules": recurring, "alerts": alerts.body()}
+        alerts = await _step(
+            run_alert_checks(redis, settings, now_ms, read_storage=storage), failures
+        )
+    if failures:
+        raise failures[0]
+    body = None if alerts is None else alerts.body()
+    return {"atMs": now_ms, "schedules": recurring, "alerts": body}
+
+
+async def _step(work: Awaitable[T], failures: list[AppError]) -> T | None:
+    try:
+        return await work
+    except AppError as error:
+        logger.error("cron tick step failed: %s (%s)", error.detail, error.code)
+        failures.append(error)
+        return None
 
 
 async def tick(request: Request) -> Response:

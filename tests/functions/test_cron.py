@@ -97,7 +97,7 @@ async def test_vercel_s_cron_call_runs_the_alert_checks_on_a_fifth_minute(
     assert body["alerts"]["notified"] == [
         {"condition": "workers", "kind": "firing", "channel": "webhook", "ok": True}
     ]
-    assert body["schedules"] is None  # shared.schedules is not part of this version yet
+    assert body["schedules"] == []
     [text] = webhook_texts(receiver)
     assert "ALERT: too few workers" in text
 
@@ -112,7 +112,7 @@ async def test_other_minutes_check_nothing_and_cost_no_request(
 
     answer = await client.get("/api/cron", headers=secret())
 
-    assert answer.json()["alerts"]["skipped"] == "checked every 5 minutes"
+    assert answer.json()["alerts"]["skipped"] == "every 5 minutes"
     assert gateway_requests() == before
 
 
@@ -142,6 +142,42 @@ async def test_a_check_with_every_alert_configured_costs_one_request_and_eight_c
     assert gateway_requests() - requests == 1
     # EVALSHA, ZCARD ready, 2 ZCOUNT, HGETALL workers, GET usage, HGETALL alerts (no job pending)
     assert billed_commands() - billed == 7
+
+
+async def test_the_tick_fires_a_due_recurring_job_once(
+    client: httpx.AsyncClient,
+    on_a_fifth_minute: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_direct: redis.Redis,
+) -> None:
+    schedule = {"name": "every-minute", "cron": "* * * * *", "job": {"type": "report", "data": {}}}
+    monkeypatch.setenv("SCHEDULES", json.dumps([schedule]))
+    get_settings.cache_clear()
+
+    first = (await client.get("/api/cron", headers=secret())).json()["schedules"]
+    again = (await client.get("/api/cron", headers=secret())).json()["schedules"]
+
+    slot_ms = on_a_fifth_minute.now // 60_000 * 60_000
+    [fired] = first
+    assert (fired["name"], fired["slotMs"], fired["created"]) == ("every-minute", slot_ms, True)
+    assert again == [], "the slot fired already"
+    assert redis_direct.zcard("aq:{ai-queue}:ready") == 1
+
+
+async def test_a_bad_schedules_setting_still_lets_the_alerts_run(
+    client: httpx.AsyncClient,
+    receiver: WebhookReceiver,
+    on_a_fifth_minute: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCHEDULES", '[{"name": "x", "cron": "not a cron", "job": {}}]')
+    get_settings.cache_clear()
+
+    answer = await client.get("/api/cron", headers=secret())
+
+    assert answer.status_code == 500
+    assert "SCHEDULES" in answer.json()["detail"]
+    assert len(webhook_texts(receiver)) == 1, "the alert was sent all the same"
 
 
 async def test_a_wrong_secret_is_refused(client: httpx.AsyncClient) -> None:
