@@ -21,9 +21,10 @@ async def flush_usage(settings: Settings) -> int:
     were added (0 when nothing was pending or the flush was refused, e.g. by a read-only
     token). Never raises: a flush that fails keeps its counts for a later one."""
     key = MeterKey.of(settings)
-    amounts = usage_meter.take_all(key)
-    if not amounts:
+    taken = usage_meter.take_all(key)
+    if not taken:
         return 0
+    amounts = dict(taken)
     amounts[max(amounts)] += len(flush_commands(key, amounts))  # the flush pays for itself
     commands = flush_commands(key, amounts)
     http = get_redis(settings)._http._client  # the pinned SDK's client (its pool, the meter)
@@ -35,11 +36,11 @@ async def flush_usage(settings: Settings) -> int:
                 settings, lambda: http.post(url, json=commands, headers=headers)
             )
     except AppError as error:
-        usage_meter.give_back(key, amounts)
+        usage_meter.give_back(key, taken)
         logger.warning("usage flush failed, counts kept: %s", error.detail)
         return 0
     if not _all_ran(response):
-        usage_meter.give_back(key, amounts)
+        usage_meter.give_back(key, taken)
         logger.warning("usage flush refused (HTTP %s), counts kept", response.status_code)
         return 0
     flushed(key, commands)

@@ -15,6 +15,7 @@ from shared import clock
 from shared.errors import RedisCommandError, RedisUnavailable
 from shared.store.client import call_redis, get_redis
 from shared.usage import meter
+from shared.usage.flush import flush_usage
 from shared.usage.meter import FLUSH_EVERY_COMMANDS, USAGE_TTL_S, MeterKey, usage_key, usage_meter
 from tests.support.harness import QueueHarness, settings_for
 
@@ -156,3 +157,30 @@ async def test_a_subscription_is_counted_by_whoever_opens_it(queue: QueueHarness
     meter.count_commands(queue.settings, clock.now_ms())
 
     assert pending(queue) == 1
+
+
+async def test_flush_usage_sends_what_is_pending_and_pays_for_itself(
+    queue: QueueHarness, billed_commands: Callable[[], int]
+) -> None:
+    for _ in range(5):
+        await call_redis(queue.settings, queue.redis.ping)
+    billed = billed_commands()
+
+    assert await flush_usage(queue.settings) == 5 + 2
+
+    assert billed_commands() - billed == 2, "INCRBY and the day's EXPIRE"
+    assert stored(queue) == 7
+    assert pending(queue) == 0
+    assert await flush_usage(queue.settings) == 0, "nothing left"
+
+
+async def test_flush_usage_with_a_read_only_token_keeps_the_counts(
+    gateway: Gateway, queue: QueueHarness
+) -> None:
+    await call_redis(queue.settings, queue.redis.ping)
+    read_only = queue.settings.model_copy(update={"upstash_token": gateway.read_only_token})
+
+    assert await flush_usage(read_only) == 0
+
+    assert pending(queue) == 1
+    assert stored(queue) == 0
