@@ -15,6 +15,7 @@ import redis
 
 from local.stack import Gateway, LocalStack, start_local_stack
 from shared.ratelimit.blocked import blocked
+from shared.usage.meter import usage_meter
 from tests.support.browser import report_skipped_browser_tests
 
 
@@ -54,10 +55,13 @@ def _clean_database(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(autouse=True)
 def _forget_blocked_identifiers() -> Iterator[None]:
-    """The blocked-identifier cache lives per process (per warm instance): empty it per test."""
+    """The blocked-identifier cache and the usage meter's unflushed counts live per process
+    (per warm instance): empty them per test, so no flush rides on another test's request."""
     blocked.clear()
+    usage_meter.clear()
     yield
     blocked.clear()
+    usage_meter.clear()
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ import contextvars
 import importlib
 import inspect
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.errors import PermanentError
-from shared.queue.models import JobError
+from shared.queue.models import MAX_TRACEBACK_CHARS, JobError
 from shared.store.json_text import compact_json
 from worker.job import Job
 
@@ -155,7 +156,16 @@ def note_end(stopped: asyncio.Future[str] | None, how: str) -> None:
 
 def _failure(error: BaseException, kind: str, *, permanent: bool) -> Failed:
     message = f"{type(error).__name__}: {error}"[:MAX_ERROR_MESSAGE_CHARS]
-    return Failed(JobError(message=message, kind=kind), permanent=permanent)
+    tail = traceback_tail(error)
+    return Failed(JobError(message=message, kind=kind, traceback=tail), permanent=permanent)
+
+
+def traceback_tail(error: BaseException) -> str | None:
+    """The last MAX_TRACEBACK_CHARS of the error's traceback (the innermost frames matter)."""
+    if error.__traceback__ is None:
+        return None
+    text = "".join(traceback.format_exception(error))
+    return text[-MAX_TRACEBACK_CHARS:]
 
 
 def encode_result(result: object, max_result_bytes: int) -> AttemptResult:

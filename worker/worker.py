@@ -36,6 +36,7 @@ from shared.queue.leases import LeaseOutcome, check_worker_id
 from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
+from shared.usage.flush import flush_usage
 from worker.events import CancelRequested, EventStream, JobEvent, Subscribed
 from worker.isolation.runner import make_runner
 from worker.logs import log_event
@@ -46,6 +47,9 @@ from worker.runs import Runs
 from worker.schedule import Housekeeping, beat_interval_s, housekeeping, merge_due_ms, next_due_ms
 from worker.shutdown import hand_back
 from worker.slots import Slots
+from worker.webhooks import SenderOptions, WebhookSender
+
+ENDINGS = (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED, LeaseOutcome.CANCELLED)
 
 REDIS_RETRY_MIN_S = 0.5
 REDIS_RETRY_MAX_S = 30.0
@@ -76,6 +80,7 @@ class Worker:
         self._finished_since_trim = False
         self._redis_failures = 0
         self._reached = False  # Upstash has answered a request of this worker
+        self._webhooks: WebhookSender | None = None  # made in run(), on the running loop
 
     def stop(self) -> None:
         """Stop claiming and shut down gracefully; a second call skips the grace period."""
@@ -96,6 +101,11 @@ class Worker:
             isolation=self._options.isolation,
         )
         stream: asyncio.Task[None] | None = None
+        webhooks = None
+        if self._settings.webhook_secret:  # callbacks are refused at enqueue without one
+            options = SenderOptions(subscribe=self._options.subscribe)
+            self._webhooks = WebhookSender(self._settings, queue.redis, self.keys, options)
+            webhooks = asyncio.create_task(self._webhooks.run())
         refused = False
         try:
             await self._runner.start()
@@ -109,15 +119,17 @@ class Worker:
             refused = True
             raise
         finally:
-            if stream is not None:
-                stream.cancel()
-                await asyncio.gather(stream, return_exceptions=True)
+            for task in (stream, webhooks):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if self._reached and not refused:
                 claimed = [run.claimed for run in self._runs.holding()]
                 await hand_back(queue, claimed, self._runs.cancel_all())
             else:  # nothing can be handed back: the leases expire
                 await asyncio.gather(*self._runs.cancel_all(), return_exceptions=True)
             await self._runner.close()
+            await flush_usage(self._settings)  # the meter's last counts (it never raises)
         self._log("worker_stopped")
 
     # -- the loop ------------------------------------------------------------------------
@@ -251,6 +263,8 @@ class Worker:
     def _run_ended(self, run: JobRun, outcome: LeaseOutcome | None) -> None:
         if outcome in (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED):
             self._finished_since_trim = True
+        if self._webhooks and run.claimed.has_callback and outcome in ENDINGS:
+            self._webhooks.notify(run.job_id)  # this worker's ending: its own sender delivers
         if run.retry_at_ms is not None:  # this worker promotes its own retry when due
             self._due_ms = min(self._due_ms or run.retry_at_ms, run.retry_at_ms)
         self._wake.set()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.errors import PermanentError
-from shared.queue.models import JobError
+from shared.queue.models import MAX_TRACEBACK_CHARS, JobError
 from worker.job import Job
 from worker.processor import (
     Failed,
@@ -20,6 +20,7 @@ from worker.processor import (
     is_async,
     load_processor,
     run_attempt,
+    traceback_tail,
 )
 
 MAX_RESULT_BYTES = 100
@@ -102,7 +103,25 @@ def test_async_callable_objects_count_as_async() -> None:
 async def test_exceptions_are_failed_attempts_and_permanent_error_is_final(
     processor: Any, expected: Failed
 ) -> None:
-    assert await run_attempt(processor, make_job(), MAX_RESULT_BYTES) == expected
+    outcome = await run_attempt(processor, make_job(), MAX_RESULT_BYTES)
+
+    assert isinstance(outcome, Failed)
+    assert outcome.error.traceback is not None
+    assert outcome.error.traceback.startswith("Traceback (most recent call last):")
+    assert processor.__name__ in outcome.error.traceback  # the processor's own frame
+    assert outcome.error.traceback.endswith(expected.error.message + "\n")
+    without_traceback = outcome.error.model_copy(update={"traceback": None})
+    assert Failed(without_traceback, outcome.permanent) == expected
+
+
+def test_a_long_traceback_keeps_its_last_characters() -> None:
+    try:
+        raise ValueError("the innermost " + "x" * 5000)
+    except ValueError as error:
+        tail = traceback_tail(error)
+    assert tail is not None
+    assert len(tail) == MAX_TRACEBACK_CHARS
+    assert tail.endswith("x" * 100 + "\n")
 
 
 @pytest.mark.parametrize("processor", [sync_slow, async_slow])

@@ -389,3 +389,32 @@ def test_the_stream_reads_only_webhook_messages(line: str, expected: str | None)
 
 def test_a_subscription_line_is_reported() -> None:
     assert webhook_job_id(f"data: subscribe,{CHANNEL},1", CHANNEL) is not None
+
+
+async def test_a_worker_process_delivers_the_callback_of_the_job_it_completes_once(
+    queue: QueueHarness,
+    receiver: WebhookReceiver,
+    start_worker: Any,
+    tmp_path: Path,
+) -> None:
+    """End to end: `python -m worker` completes a job with a callbackUrl and its own sender
+    delivers it, signed, once; a second, idle worker bills nothing for it."""
+    env = {
+        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "RECORD_DIR": str(tmp_path),
+    }
+    worker = await start_worker("processors:record", env=env)
+    await start_worker("processors:record", env=env)
+    job_id = await queue.enqueue(now_ms=real_now_ms(), callbackUrl=receiver.url(), data={"n": 1})
+
+    (request,) = await receiver.wait_for(1)
+    state = await settled(queue, job_id, "delivered")
+
+    assert state["attempts"] == 1
+    body = json.loads(request.body)
+    assert (body["id"], body["status"]) == (job_id, "completed")
+    assert request.headers["webhook-id"] == f"msg_{job_id}_completed"
+    await asyncio.sleep(0.5)
+    assert len(receiver.requests) == 1, "delivered once, by one worker"
+    assert worker.process.poll() is None

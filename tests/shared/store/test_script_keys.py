@@ -155,7 +155,9 @@ async def test_every_script_touches_only_the_keys_it_declares(
     await run_the_batches_and_the_cache(audit, queue)
 
     # The operator scripts are audited the same way in tests/shared/queue/test_operator_scripts.py
+    # and the alert scripts in tests/shared/alerts/test_alert_script_keys.py.
     operator_scripts = {"queue/index_page", "queue/retry_jobs", "queue/purge_jobs"}
+    operator_scripts |= {"alerts/check_alerts", "alerts/record_alerts"}
     assert audit.files_seen == set(SCRIPTS) - operator_scripts, "every script was exercised"
 
 
