@@ -16,6 +16,17 @@ export interface AttemptRecord {
 }
 
 /**
+ * Billed commands of one UTC day, as the product counted them (`shared.usage.meter`):
+ * what this queue's processes have flushed, plus what this process has not flushed yet.
+ */
+export interface DailyUsage {
+  day: string;
+  commands: number;
+  dailyBudget: number | null;
+  resetsAtMs: number;
+}
+
+/**
  * The most restrictive policy at the top level (absent when no policy applied).
  */
 export interface Decision {
@@ -29,6 +40,26 @@ export interface Decision {
   policies: PolicyDecision[];
 }
 
+/**
+ * `{"jobs": [...]}`: 1 to 100 enqueue bodies, queued in one script, all or nothing.
+ */
+export interface EnqueueBatch {
+  jobs: EnqueueRequest[];
+}
+
+/**
+ * The answer to a batch: every job in the order sent, and what enqueue did for each.
+ */
+export interface EnqueueBatchResult {
+  jobs: JobView[];
+  outcomes: EnqueueOutcome[];
+}
+
+/**
+ * What enqueue did for one job: queued it, or answered with a job that already exists.
+ */
+export type EnqueueOutcome = "created" | "replayed" | "hit" | "attached";
+
 export interface EnqueueRequest {
   type: string;
   data: Record<string, unknown>;
@@ -40,6 +71,9 @@ export interface EnqueueRequest {
   idempotencyKey?: string | null;
   userId?: string | null;
   callbackUrl?: string | null;
+  cacheKey?: string | null;
+  cacheTtlS?: number | null;
+  cacheScope?: "user" | "global" | null;
 }
 
 export interface FieldError {
@@ -181,6 +215,7 @@ export interface QueueStats {
   failedLastHour: number;
   oldestPendingAgeMs: number | null;
   workers: WorkerInfo[];
+  usage: DailyUsage;
 }
 
 export interface RateLimitCheckRequest {
