@@ -211,8 +211,29 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """Billed commands of one UTC day as the product counted them, against the budget."""
+
+    day: str
+    commands: int
+    daily_budget: int | None
+    resets_at_ms: int
+
+    @classmethod
+    def from_json(cls, value: object) -> DailyUsage:
+        fields = JsonObject(value, "DailyUsage")
+        return cls(
+            day=fields.text("day"),
+            commands=fields.integer("commands"),
+            daily_budget=fields.maybe_integer("dailyBudget"),
+            resets_at_ms=fields.integer("resetsAtMs"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
-    """`GET /api/stats`: counts now, the last hour's outcomes, and the live workers."""
+    """`GET /api/stats`: counts now, the last hour's outcomes, the live workers and today's
+    billed commands."""
 
     pending: int
     delayed: int
@@ -224,6 +245,7 @@ class QueueStats:
     failed_last_hour: int
     oldest_pending_age_ms: int | None
     workers: tuple[WorkerInfo, ...]
+    usage: DailyUsage
 
     @classmethod
     def from_json(cls, value: object) -> QueueStats:
@@ -239,6 +261,7 @@ class QueueStats:
             failed_last_hour=fields.integer("failedLastHour"),
             oldest_pending_age_ms=fields.maybe_integer("oldestPendingAgeMs"),
             workers=fields.items("workers", WorkerInfo.from_json),
+            usage=fields.nested("usage", DailyUsage.from_json),
         )
 
 
