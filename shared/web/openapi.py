@@ -256,6 +256,32 @@ def _paths(ref: dict[type[BaseModel], Json]) -> Json:
                 public=True,
             )
         },
+        "/api/cron": {
+            "get": _operation(
+                "runCronTick",
+                "The per-minute tick: fire due recurring jobs, check the alerts (Vercel's cron "
+                "with Bearer CRON_SECRET, or a service key)",
+                responses={
+                    "200": _json(
+                        "what the tick did: atMs, the schedules fired, the alerts checked",
+                        {"type": "object"},
+                    )
+                },
+                errors=(401, 403, 500, 502, 503),
+            ),
+            "post": _operation(
+                "runCronTickPost",
+                "The per-minute tick: fire due recurring jobs, check the alerts (Vercel's cron "
+                "with Bearer CRON_SECRET, or a service key)",
+                responses={
+                    "200": _json(
+                        "what the tick did: atMs, the schedules fired, the alerts checked",
+                        {"type": "object"},
+                    )
+                },
+                errors=(401, 403, 500, 502, 503),
+            ),
+        },
         "/api/dashboard": {
             "get": _operation(
                 "getDashboard",

@@ -351,7 +351,9 @@ async def test_cancel_trims_cancelled_entries_older_than_the_retention(
 
 async def test_stats_of_an_empty_queue_are_zero_and_null(settings: Settings, now_ms: int) -> None:
     stats = await queue_stats(get_redis(settings), settings, now_ms)
-    assert stats.body() == {
+    body = stats.body()
+    assert set(body.pop("usage")) == {"day", "commands", "dailyBudget", "resetsAtMs"}
+    assert body == {
         "pending": 0,
         "delayed": 0,
         "processing": 0,
@@ -380,7 +382,7 @@ async def test_stats_count_each_state_within_its_window(
     redis_direct.zadd(keys.done("failed"), {"f-now": now_ms, "f-old": now_ms - HOUR_MS - 1})
     redis_direct.zadd(keys.done("cancelled"), {"x": now_ms - retention_ms})
     stats = (await queue_stats(get_redis(settings), settings, now_ms)).body()
-    assert {name: stats[name] for name in stats if name not in {"workers"}} == {
+    assert {name: stats[name] for name in stats if name not in {"workers", "usage"}} == {
         "pending": 1,
         "delayed": 2,
         "processing": 3,
@@ -478,7 +480,8 @@ async def test_each_operation_is_one_request_and_its_billed_commands_are_known(
         "get": (1, 1),  # HGETALL
         # EVALSHA, HGETALL, ZREM, HSET, PEXPIRE, ZADD, PUBLISH its channel, ZREMRANGEBYSCORE
         "cancel": (1, 8),
-        "stats": (1, 11),  # EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready, HGETALL
+        # EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready, HGETALL, GET usage
+        "stats": (1, 12),
     }
 
 
