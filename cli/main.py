@@ -15,7 +15,14 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from cli import doctor, limit_commands, queue_commands, transfer_commands, usage_command
+from cli import (
+    doctor,
+    limit_commands,
+    queue_commands,
+    schedule_command,
+    transfer_commands,
+    usage_command,
+)
 from cli.context import Context
 from cli.errors import EXIT_FAILED, EXIT_USAGE, CliError
 from cli.output import Output
@@ -76,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     checkup = command("doctor", doctor.doctor, "check the connection, token and settings")
     checkup.add_argument("--read-only-token", help="the read-only token to check")
     command("usage", usage_command.usage, "today's billed commands")
+    command("schedules", schedule_command.schedules, "the recurring jobs and their next runs")
     return parser
 
 
