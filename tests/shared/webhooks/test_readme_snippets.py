@@ -1,6 +1,6 @@
 """The verification snippets of the README's Webhooks section accept what the sender signs and
 refuse a tampered, re-signed or stale delivery: the Python one here, the TypeScript one in Node
-(its types stripped by esbuild, which `npm ci` installs with the deploy tools)."""
+(its types stripped by the JS client's pinned TypeScript, which `make test` installs)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from shared.webhooks.signing import message_id, sign, signing_key
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BODY = '{"id":"01JC4Y5M3W0000000000000000","status":"completed","result":{"caption":"é"}}'
-ESBUILD = REPO_ROOT / "node_modules" / ".bin" / "esbuild"
+# The JS client's pinned TypeScript (make test installs it) strips the snippet's types.
+TYPESCRIPT = REPO_ROOT / "clients" / "js" / "node_modules" / "typescript"
 
 Verify = Callable[[str, dict[str, str], str], bool]
 
@@ -43,13 +44,21 @@ def python_verify() -> Verify:
 
 
 def node_verify(tmp_path: Path) -> Verify:
-    if shutil.which("node") is None or not ESBUILD.exists():
-        pytest.skip("needs node and node_modules/.bin/esbuild (npm ci)")
+    assert shutil.which("node"), "node is needed (Node 20+; make test runs the JS client on it)"
+    assert TYPESCRIPT.exists(), (
+        f"{TYPESCRIPT} is missing: run make test (npm ci --prefix clients/js)"
+    )
     source = tmp_path / "verify.ts"
     source.write_text(readme_snippet("webhook-verify-typescript", "typescript"), encoding="utf-8")
     module = tmp_path / "verify.mjs"
+    strip_types = (
+        "const ts = require(process.argv[1]); const fs = require('fs');"
+        "const out = ts.transpileModule(fs.readFileSync(process.argv[2], 'utf8'), {"
+        "compilerOptions: {module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022}});"
+        "fs.writeFileSync(process.argv[3], out.outputText);"
+    )
     subprocess.run(
-        [ESBUILD, source, "--format=esm", f"--outfile={module}", "--log-level=warning"],
+        ["node", "-e", strip_types, str(TYPESCRIPT), str(source), str(module)],
         check=True,
         timeout=60,
     )
