@@ -1,7 +1,8 @@
 """`python -m worker --processor module:function [--concurrency N] [--queue NAME]
-[--grace-period-s S] [--isolation thread|process]`: run a worker until SIGTERM or SIGINT, then
-shut down gracefully (running jobs get the grace period to finish; the rest are handed back;
-exit code 0).
+[--types TYPE,PREFIX*,...] [--grace-period-s S] [--isolation thread|process]`: run a worker until
+SIGTERM or SIGINT, then shut down gracefully (running jobs get the grace period to finish; the
+rest are handed back; exit code 0). `--types` claims only jobs of those types (a name ending in
+`*`: every type starting with what precedes it); default every type.
 
 Exit code 2: a bad command line or configuration, or a processor that cannot be loaded (with
 `--isolation process`, found when the children import it) (`worker_not_started`). Exit code 1, after
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from shared.config.settings import get_settings
 from shared.errors import AppError, RedisUnavailable, ServerMisconfigured
 from shared.queue.backoff import DEFAULT_BASE_MS, DEFAULT_MAX_MS, Backoff
+from shared.queue.routing import TypeFilter
 from worker.isolation.runner import Isolation
 from worker.logs import configure_logging, log_event
 from worker.options import WorkerOptions
@@ -37,6 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--processor", required=True, help="module:function that runs a job")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once (1)")
     parser.add_argument("--queue", default=None, help="queue name (default: QUEUE_NAME)")
+    parser.add_argument(
+        "--types",
+        default=None,
+        help="claim only these job types, comma-separated; text.* for every text. type (all)",
+    )
     parser.add_argument(
         "--grace-period-s", type=float, default=30.0, help="time running jobs get on shutdown (30)"
     )
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             backoff=Backoff(base_ms=args.retry_base_ms, max_ms=args.retry_max_ms),
             idle_beat_s=args.idle_beat_s,
             isolation=Isolation(args.isolation),
+            types=TypeFilter.parse(args.types) if args.types is not None else TypeFilter(),
         )
         worker = Worker(args.processor, settings, options)
     except (ValueError, ServerMisconfigured) as error:

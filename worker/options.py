@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 
 from shared.queue.backoff import Backoff
+from shared.queue.routing import TypeFilter
 from worker.isolation.runner import Isolation
 from worker.schedule import IDLE_BEAT_S
 
@@ -22,6 +23,7 @@ class WorkerOptions:
     subscribe: bool = True  # wake on the event stream (else only beats find new jobs)
     worker_id: str | None = None
     isolation: Isolation = Isolation.THREAD  # `process`: one child process per slot
+    types: TypeFilter = field(default_factory=TypeFilter)  # the job types claimed (default all)
 
     def __post_init__(self) -> None:
         """ValueError for options no worker can run with."""

@@ -38,6 +38,7 @@ async def write_outcome(
             now_ms=now_ms,
             progress=progress,
             callback=claimed.has_callback,
+            slot=claimed.holds_slot,
         )
     return await fail_job(
         q.redis,
@@ -49,6 +50,7 @@ async def write_outcome(
         now_ms=now_ms,
         progress=progress,
         callback=claimed.has_callback,
+        slot=claimed.holds_slot,
     )
 
 
@@ -61,6 +63,7 @@ async def write_cancelled(queue: QueueHandle, claimed: ClaimedJob) -> LeaseOutco
         claimed.lease,
         now_ms=clock.now_ms(),
         callback=claimed.has_callback,
+        slot=claimed.holds_slot,
     )
 
 

@@ -27,7 +27,10 @@ async def hand_back(
     queue: QueueHandle, claimed: Sequence[ClaimedJob], tasks: Sequence[asyncio.Task[None]]
 ) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
-    jobs = [HandBack(job.lease, job.priority, job.attempt - 1) for job in claimed]
+    jobs = [
+        HandBack(job.lease, job.priority, job.attempt - 1, job.type, job.user_id, job.holds_slot)
+        for job in claimed
+    ]
     try:
         released = await _release(queue, jobs)
     except AppError as error:

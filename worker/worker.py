@@ -99,6 +99,7 @@ class Worker:
             concurrency=self._options.concurrency,
             queue=self.keys.queue_name,
             isolation=self._options.isolation,
+            types=str(self._options.types),
         )
         stream: asyncio.Task[None] | None = None
         webhooks = None
@@ -249,7 +250,10 @@ class Worker:
         leases expire and the jobs return to `ready` without spending an attempt."""
         wanted = min(self._slots.free, MAX_CLAIM_BATCH)
         epoch, (r, s, k) = self._ready_epoch, (queue.redis, queue.settings, queue.keys)
-        leases = await lease_jobs(r, s, k, count=wanted, now_ms=clock.now_ms(), worker_id=self.id)
+        now_ms, types = clock.now_ms(), self._options.types
+        leases = await lease_jobs(
+            r, s, k, count=wanted, now_ms=now_ms, worker_id=self.id, types=types
+        )
         if len(leases) < wanted and epoch == self._ready_epoch:
             self._may_have_ready = False  # drained, and no event arrived meanwhile
         if leases:

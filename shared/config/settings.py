@@ -22,6 +22,7 @@ from pydantic import (
 
 from shared.config.parameter_store import resolve_secret_references
 from shared.errors import ServerMisconfigured
+from shared.queue.routing import ConcurrencyLimits, parse_type_limits
 from shared.ratelimit.policies import Policy, PolicyParseError, parse_policies
 
 DEFAULT_POLICIES = "user:100/1d,ip:20/1h"
@@ -96,7 +97,7 @@ class Settings(BaseModel):
     # Recurring jobs (SPEC section 12): JSON text, parsed and validated by shared.schedules.
     schedules: str | None = Field(alias="SCHEDULES", default=None)
     # Fairness (SPEC section 13): "type:N,type:N" and N.
-    type_concurrency: str | None = Field(alias="TYPE_CONCURRENCY", default=None)
+    type_concurrency: tuple[tuple[str, int], ...] = Field(alias="TYPE_CONCURRENCY", default=())
     user_concurrency: int | None = Field(alias="USER_CONCURRENCY", default=None, ge=1, le=10_000)
 
     @field_validator("queue_name")
@@ -114,6 +115,13 @@ class Settings(BaseModel):
                 return parse_policies(value)
             except PolicyParseError as error:
                 raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("type_concurrency", mode="before")
+    @classmethod
+    def _parse_type_limits(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_type_limits(value)
         return value
 
     @field_validator("auth_api_keys", mode="before")
@@ -172,6 +180,10 @@ class Settings(BaseModel):
     @property
     def job_retention_ms(self) -> int:
         return self.job_retention_s * 1000
+
+    @property
+    def concurrency_limits(self) -> ConcurrencyLimits:
+        return ConcurrencyLimits(self.type_concurrency, self.user_concurrency)
 
     @property
     def auth_configured(self) -> bool:

@@ -156,6 +156,8 @@ async def settle(
                 keys.done("failed"),
                 keys.done("cancelled"),
                 keys.webhooks,
+                keys.lanes,
+                keys.slots,
                 *(keys.job(job_id) for job_id in job_ids),
             ],
             args,

@@ -132,7 +132,7 @@ class _ScriptInputs:
     _index: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.keys = [self.queue.ready, self.queue.delayed]
+        self.keys = [self.queue.ready, self.queue.delayed, self.queue.lanes, self.queue.rounds]
         self._headers = [arg for job in self.jobs for arg in self._job_args(job)]
         if any(job.request.cache_key for job in self.jobs):
             self.done_at = len(self.keys) + 1
@@ -150,10 +150,11 @@ class _ScriptInputs:
         target = self._at(self.queue.job(job.id))
         probe = self._at(self.queue.job(job.idempotent_id)) if job.idempotent_id else 0
         fields = job.hash_fields
+        delayed = job.status is JobStatus.DELAYED
         return [
             job.id,
-            job.score,
-            "d" if job.status is JobStatus.DELAYED else "r",
+            job.run_at_ms if delayed else job.request.priority,
+            "d" if delayed else "r",
             job.run_at_ms,
             target,
             probe,
@@ -161,6 +162,7 @@ class _ScriptInputs:
             job.idempotency_key or "",
             job.user_id or "",
             job.cache_ttl_ms or "",
+            job.request.type,
             len(fields),
             *fields,
         ]
@@ -189,7 +191,7 @@ class _Answers:
 
 def _read_reply(jobs: list[NewJob], reply: RESTResultT) -> LimitedReply[_Answers]:
     match reply:
-        case ["answered", list(answers), rate_limits] if len(answers) == len(jobs):
+        case ["answered", list(answers), rate_limits, *_] if len(answers) == len(jobs):
             read = _read_answers(jobs, answers)
             created = read.outcomes.count(EnqueueOutcome.CREATED)
             return LimitedReply(True, rate_limits, read, cost=created)

@@ -87,10 +87,12 @@ async def complete_job(
     now_ms: int,
     progress: Progress | None = None,
     callback: bool = False,
+    slot: bool = False,
 ) -> LeaseOutcome:
     """Store the result (the caller checked its size) if the lease is still held; CANCELLED
     when the owner cancelled the job meanwhile (the result is refused, the job is cancelled).
-    `callback`: the job has a callbackUrl, so its end schedules the delivery."""
+    `callback`: the job has a callbackUrl, so its end schedules the delivery; `slot`: it was
+    claimed under a concurrency limit, so its end frees its slot."""
     reply = await run_script(
         redis,
         settings,
@@ -101,6 +103,7 @@ async def complete_job(
             keys.done("completed"),
             keys.done("cancelled"),
             keys.webhooks,
+            keys.slots,
         ],
         [
             lease.member,
@@ -113,6 +116,7 @@ async def complete_job(
             _flag(callback),
             keys.events_channel,
             keys.job_channel(""),
+            _flag(slot),
         ],
         safe_to_repeat=True,
     )
@@ -131,6 +135,7 @@ async def fail_job(
     now_ms: int,
     progress: Progress | None = None,
     callback: bool = False,
+    slot: bool = False,
 ) -> LeaseOutcome:
     """Schedule a retry at `retry_at_ms`, or fail the job for good when it is None; CANCELLED
     when the owner cancelled the job meanwhile."""
@@ -145,6 +150,7 @@ async def fail_job(
             keys.done("failed"),
             keys.done("cancelled"),
             keys.webhooks,
+            keys.slots,
         ],
         [
             lease.member,
@@ -158,6 +164,7 @@ async def fail_job(
             _flag(callback),
             keys.events_channel,
             keys.job_channel(""),
+            _flag(slot),
         ],
         safe_to_repeat=True,
     )
@@ -178,6 +185,7 @@ async def finish_cancelled(
     *,
     now_ms: int,
     callback: bool = False,
+    slot: bool = False,
 ) -> LeaseOutcome:
     """End a job whose cancel was requested, once its processor has stopped: CANCELLED, or
     STALE when no cancel was requested or the job is no longer this attempt."""
@@ -185,7 +193,13 @@ async def finish_cancelled(
         redis,
         settings,
         load_script("queue/finish_cancelled"),
-        [keys.leases, keys.job(lease.job_id), keys.done("cancelled"), keys.webhooks],
+        [
+            keys.leases,
+            keys.job(lease.job_id),
+            keys.done("cancelled"),
+            keys.webhooks,
+            keys.slots,
+        ],
         [
             lease.job_id,
             lease.token,
@@ -194,6 +208,7 @@ async def finish_cancelled(
             _flag(callback),
             keys.events_channel,
             keys.job_channel(""),
+            _flag(slot),
         ],
         safe_to_repeat=True,
     )
@@ -239,11 +254,15 @@ async def report_progress(
 
 @dataclass(frozen=True)
 class HandBack:
-    """A running job to return to `ready`: `attempts_before` is its count before this claim."""
+    """A running job to return to `ready`: `attempts_before` is its count before this claim;
+    `holds_slot`: it was claimed under a concurrency limit (its slot is freed)."""
 
     lease: Lease
     priority: int
     attempts_before: int
+    job_type: str = ""
+    user_id: str = ""
+    holds_slot: bool = False
 
 
 async def release_jobs(
@@ -264,12 +283,20 @@ async def release_jobs(
         keys.job_channel(""),
     ]
     for job in jobs:
-        args += [job.lease.member, job.priority, job.attempts_before]
+        args += [job.lease.member, job.priority, job.attempts_before, job.job_type, job.user_id]
+        args.append("1" if job.holds_slot else "0")
     reply = await run_script(
         redis,
         settings,
         load_script("queue/release_jobs"),
-        [keys.leases, keys.ready, keys.workers, *(keys.job(j.lease.job_id) for j in jobs)],
+        [
+            keys.leases,
+            keys.ready,
+            keys.workers,
+            keys.lanes,
+            keys.slots,
+            *(keys.job(j.lease.job_id) for j in jobs),
+        ],
         args,
         safe_to_repeat=True,
     )

@@ -292,6 +292,28 @@ class WorkerInfo(ApiModel):
     concurrency: Annotated[int, Field(ge=1)] | None = None
 
 
+class TypeRunning(ApiModel):
+    """Running jobs of one type claimed under the limits, and its TYPE_CONCURRENCY limit."""
+
+    type: str
+    running: Annotated[int, Field(ge=0)]
+    limit: int | None = None
+
+
+class UserRunning(ApiModel):
+    user_id: str
+    running: Annotated[int, Field(ge=1)]
+
+
+class ConcurrencyStats(ApiModel):
+    """What the concurrency limits count (`slots`): every type with a limit or a counted job,
+    the users with the most counted running jobs (the first 20), and the per-user limit."""
+
+    types: list[TypeRunning]
+    users: list[UserRunning]
+    user_limit: int | None = None
+
+
 class QueueStats(ApiModel):
     pending: int
     delayed: int
@@ -304,6 +326,7 @@ class QueueStats(ApiModel):
     oldest_pending_age_ms: int | None
     workers: list[WorkerInfo]
     usage: DailyUsage  # today's billed commands (shared.usage)
+    concurrency: ConcurrencyStats
 
 
 class EnqueueBatchResult(ApiModel):

@@ -23,7 +23,6 @@ from shared.queue.models import (
 )
 from shared.queue.record import job_from_hash, new_job_fields
 from shared.store.json_text import compact_json
-from shared.store.keys import SCORE_PRIORITY_STEP
 from shared.store.replies import as_pairs
 
 
@@ -42,13 +41,6 @@ class NewJob:
     @property
     def status(self) -> JobStatus:
         return JobStatus.DELAYED if self.run_at_ms > self.created_at_ms else JobStatus.PENDING
-
-    @property
-    def score(self) -> int:
-        """Its score in `ready` (priority first, then FIFO) or in `delayed` (due time)."""
-        if self.status is JobStatus.DELAYED:
-            return self.run_at_ms
-        return self.request.priority * SCORE_PRIORITY_STEP + self.run_at_ms
 
     @property
     def cache_scope(self) -> CacheScope | None:

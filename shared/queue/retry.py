@@ -90,6 +90,7 @@ async def retry_jobs(
         keys.ready,
         keys.done(JobStatus.FAILED),
         keys.done(JobStatus.CANCELLED),
+        keys.lanes,
         *(keys.job(job_id) for job_id in unique),
     ]
     args: list[ScriptArg] = [

@@ -53,6 +53,7 @@ async def cancel_job(
         keys.done(JobStatus.CANCELLED),
         keys.leases,
         keys.webhooks,
+        keys.lanes,
     ]
     args: list[ScriptArg] = [
         job_id,

@@ -8,8 +8,21 @@ The data model (values kept as strings; times are epoch milliseconds):
                       timeoutMs data progress result error (JSON text) createdAt runAt startedAt
                       finishedAt token idempotencyKey. No TTL while live; `JOB_RETENTION_S`
                       once completed, failed or cancelled.
-- `ready`             ZSET of job ids that can run now; score `priority * 1e13 + readyAtMs`, so
-                      ZPOPMIN takes priority 0 first and FIFO within a priority.
+- `ready`             ZSET of job ids that can run now; score `priority * 1e13 + turn`, so
+                      ZPOPMIN takes priority 0 first, then users in turn (`rounds`). `turn` is in
+                      epoch ms: a job of a user with no job waiting gets the turn of the band's
+                      first job (or now), the next jobs of a user one ms after their previous one;
+                      jobs made ready again (retries, expired leases, hand-backs) get now.
+- `lanes`             ZSET, all scores 0: one member `<type>|<score, 15 digits>|<id>|<userId>`
+                      per job in `ready`, so ZRANGEBYLEX reads one type (or type prefix) in
+                      `ready` order: the claims of workers started with `--types`, or under a
+                      limit, read it instead of `ready` (`shared.queue.routing`).
+- `rounds`            ZSET of `<priority>|<userId>` -> the score of that user's last job queued
+                      in that band: where the user's next job goes. Entries below their band's
+                      first ready job are stale and are trimmed by the enqueue that finds them.
+- `slots`             HASH job id -> `<type>|<userId>` of every running job claimed under
+                      `TYPE_CONCURRENCY` or `USER_CONCURRENCY`: the claim counts it, and whatever
+                      removes the job's lease (complete, fail, cancel, release, settle) removes it.
 - `delayed`           ZSET of job ids waiting for their `runAt` (first runs and retry backoff);
                       score = due time.
 - `leases`            ZSET of `<id>|<token>` for running jobs; score = lease deadline. The token
@@ -72,6 +85,18 @@ class QueueKeys:
     @property
     def ready(self) -> str:
         return f"{self.prefix}ready"
+
+    @property
+    def lanes(self) -> str:
+        return f"{self.prefix}lanes"
+
+    @property
+    def rounds(self) -> str:
+        return f"{self.prefix}rounds"
+
+    @property
+    def slots(self) -> str:
+        return f"{self.prefix}slots"
 
     @property
     def delayed(self) -> str:

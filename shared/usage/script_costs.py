@@ -57,45 +57,50 @@ def _pairs(reply: object) -> dict[str, object]:
     return {str(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
-def lease_jobs(call: ScriptCall) -> int:
-    """ZPOPMIN; ZADD leases when any was popped."""
-    return 1 + (1 if _items(call.reply) else 0)
-
-
 START_FIELDS = 10
+START_JOB_ARGS = 4  # start_jobs.lua: id, token, lane score, slot flag per job
 
 
 def start_jobs(call: ScriptCall) -> int:
-    """HMGET per job; ZADD XX CH; HSET + PUBLISH per job started; ZREM (dropped) or ZMSCORE
-    (a lease lost) when not every job started."""
-    jobs = len(call.keys) - 1
+    """HMGET per job; ZADD XX CH; HSET + PUBLISH per job started; ZREM lanes when a job was
+    popped from `ready`; ZREM (dropped, + HDEL slots when it held one) or ZMSCORE (a lease
+    lost) when not every job started."""
+    jobs = len(call.keys) - 3
+    entries = [call.args[at : at + START_JOB_ARGS] for at in range(2, len(call.args), 4)]
+    twins = 1 if any(len(entry) > 2 and entry[2] for entry in entries) else 0
+    slots = any(len(entry) > 3 and entry[3] == "1" for entry in entries)
     started = len(_items(call.reply)) // START_FIELDS
-    return jobs + 2 * started + (1 if started else 0) + (1 if started < jobs else 0)
+    lost = 1 if started < jobs else 0
+    freed = 1 if lost and slots else 0
+    return jobs + 2 * started + (1 if started else 0) + twins + lost + freed
 
 
 END_JOB = 4  # end_job.lua: HSET, PEXPIRE, ZADD done, PUBLISH
+SLOT_FREED = 2  # end_job.lua: HDEL slots, PUBLISH events, for a job that held a slot
 
 
 def complete_job(call: ScriptCall) -> int:
     """ZREM lease, then end_job (+ ZADD webhooks with a callback); refused: ZREM + HMGET;
     cancelled: ZREM, HMGET, ZREM the cancel lease, end_job."""
     callback = 1 if _argv(call, 8) == "1" else 0
+    slot = SLOT_FREED if _argv(call, 11) == "1" else 0
     if call.reply == "completed":
-        return 1 + END_JOB + callback
+        return 1 + END_JOB + callback + slot
     if call.reply == "cancelled":
-        return 3 + END_JOB + callback
+        return 3 + END_JOB + callback + slot
     return 2
 
 
 def fail_job(call: ScriptCall) -> int:
     """ZREM, HMGET history; retrying: HSET, ZADD delayed, PUBLISH; failed: end_job."""
     callback = 1 if _argv(call, 9) == "1" else 0
+    slot = SLOT_FREED if _argv(call, 12) == "1" else 0
     if call.reply == "retrying":
-        return 5
+        return 5 + slot
     if call.reply == "failed":
-        return 2 + END_JOB + callback
+        return 2 + END_JOB + callback + slot
     if call.reply == "cancelled":
-        return 3 + END_JOB + callback
+        return 3 + END_JOB + callback + slot
     return 2
 
 
@@ -104,13 +109,19 @@ def report_progress(call: ScriptCall) -> int:
     return 3 if call.reply == 1 else 1
 
 
+RELEASE_JOB_ARGS = 6  # release_jobs.lua: member, priority, attempts, type, user, slot flag
+
+
 def release_jobs(call: ScriptCall) -> int:
-    """ZREM per job; HSET + PUBLISH per job handed back; ZADD ready + PUBLISH events when any
-    was; HDEL to sign off."""
-    offered = (len(call.args) - 4) // 3
+    """ZREM per job; HSET + PUBLISH per job handed back; ZADD ready + ZADD lanes when any was;
+    HDEL slots when any held one; PUBLISH events when either; HDEL to sign off."""
+    offered = (len(call.args) - 4) // RELEASE_JOB_ARGS
+    flags = call.args[4 + RELEASE_JOB_ARGS - 1 :: RELEASE_JOB_ARGS]
+    freed = 1 if "1" in flags else 0
     released = len(_items(call.reply))
     sign_off = 1 if _argv(call, 2) else 0
-    return offered + 2 * released + (2 if released else 0) + sign_off
+    wake = 1 if released or freed else 0
+    return offered + 2 * released + (2 if released else 0) + freed + wake + sign_off
 
 
 def beat(call: ScriptCall) -> int:
@@ -125,7 +136,9 @@ def beat(call: ScriptCall) -> int:
 
 def settle(call: ScriptCall) -> int:
     """ZMSCORE + ZREM for expired leases, HMGET per entry, HSET + PUBLISH per job made ready,
-    end_job per job ended, ZREM delayed, ZADD ready + PUBLISH events when any became ready.
+    end_job per job ended, ZREM delayed, ZADD ready + ZADD lanes + PUBLISH events when any became
+    ready, HDEL slots for the expired leases (+ PUBLISH events when one held a slot and no job
+    became ready: not visible).
     When nothing changed, the expired leases were settled already (only the ZMSCORE ran); a
     lease of a job never started goes back without HSET + PUBLISH (priced as a started one)."""
     expired = int(_argv(call, 6) or 0)
@@ -135,8 +148,8 @@ def settle(call: ScriptCall) -> int:
     ended = int(str(counts[1])) if len(counts) > 1 else 0
     taken_back = expired if ready or ended else 0
     cost = taken_back + due + 2 * ready + END_JOB * ended
-    cost += (1 if expired else 0) + (1 if taken_back else 0) + (1 if due else 0)
-    return cost + (2 if ready else 0)
+    cost += (1 if expired else 0) + 2 * (1 if taken_back else 0) + (1 if due else 0)
+    return cost + (3 if ready else 0)
 
 
 def _applied_limits(call: ScriptCall, consume_args: list[str]) -> int:
@@ -145,7 +158,7 @@ def _applied_limits(call: ScriptCall, consume_args: list[str]) -> int:
     return len(call.keys) if consume == "1" and cost not in ("0", "") else 0
 
 
-JOB_HEADER = 11  # enqueue_job.lua: the values before each job's HASH fields
+JOB_HEADER = 12  # enqueue_job.lua: the values before each job's HASH fields
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,7 @@ def _enqueued_jobs(call: ScriptCall) -> list[_EnqueuedJob]:
                 cached=_argv(call, at + 9) != "",
             )
         )
-        at += JOB_HEADER + int(_argv(call, at + 10) or 0)
+        at += JOB_HEADER + int(_argv(call, at + 11) or 0)
     return jobs
 
 
@@ -180,7 +193,8 @@ def _reads(job: _EnqueuedJob, answer: object) -> int:
 
 def enqueue_job(call: ScriptCall) -> int:
     """Per job: HGETALL for an idempotency key and for a cacheKey; MGET of the limits; when any
-    job is new and allowed, SET per limit key, HSET per new job, ZADD + PUBLISH per set joined.
+    job is new and allowed, SET per limit key, HSET per new job, ZADD + PUBLISH per set joined,
+    ZADD lanes when `ready` was, and the turns' calls (the reply's last element).
     (A job replacing an expired cache entry also runs DEL and ZREMs: not visible here.)"""
     jobs = _enqueued_jobs(call)
     items = _items(call.reply)
@@ -201,7 +215,9 @@ def enqueue_job(call: ScriptCall) -> int:
         return reads + mget
     limit_writes = len(call.keys) and int(_argv(call, 2) or 0)
     sets = len({job.delayed for job in created})
-    return reads + mget + limit_writes + len(created) + 2 * sets
+    lanes = 1 if any(not job.delayed for job in created) else 0
+    turns = items[3] if len(items) > 3 and isinstance(items[3], int) else 0
+    return reads + mget + limit_writes + len(created) + 2 * sets + lanes + turns
 
 
 def check_rate_limits(call: ScriptCall) -> int:
@@ -221,7 +237,9 @@ def cancel_job(call: ScriptCall) -> int:
     fresh = fields.get("updatedAt") == _argv(call, 3)
     if outcome == "cancelled" and fresh:
         callback = 2 if fields.get("callbackUrl") else 0
-        return 1 + 1 + END_JOB + callback + 1
+        delayed = int(str(fields.get("runAt") or 0)) > int(str(fields.get("createdAt") or 0))
+        unqueue = 1 if delayed else 3  # ZREM delayed; or ZSCORE, ZREM ready, ZREM lanes
+        return 1 + unqueue + END_JOB + callback + 1
     if outcome == "requested" and fresh:
         return 1 + 6
     return 1
@@ -230,7 +248,8 @@ def cancel_job(call: ScriptCall) -> int:
 def finish_cancelled(call: ScriptCall) -> int:
     """HMGET; ZREM both leases and end_job when it ends the job."""
     callback = 1 if _argv(call, 5) == "1" else 0
-    return 2 + END_JOB + callback if call.reply == "cancelled" else 1
+    slot = SLOT_FREED if _argv(call, 8) == "1" else 0
+    return 2 + END_JOB + callback + slot if call.reply == "cancelled" else 1
 
 
 def index_page(call: ScriptCall) -> int:
@@ -246,13 +265,13 @@ def purge_jobs(call: ScriptCall) -> int:
 
 
 def retry_jobs(call: ScriptCall) -> int:
-    """HMGET per job; HSET, HDEL, PERSIST, PUBLISH per job retried; ZREM done; ZADD ready +
-    PUBLISH events; ZCARD when retrying by status."""
-    jobs = len(call.keys) - 3
+    """HMGET per job; HSET, HDEL, PERSIST, PUBLISH per job retried; ZREM done; ZADD ready, ZADD
+    lanes + PUBLISH events; ZCARD when retrying by status."""
+    jobs = len(call.keys) - 4
     retried = len(_items(_head(call.reply)))
     by_status = 1 if _argv(call, 4) else 0
     removed = 1 if retried or (by_status and jobs) else 0
-    return jobs + 4 * retried + removed + (2 if retried else 0) + by_status
+    return jobs + 4 * retried + removed + (3 if retried else 0) + by_status
 
 
 def claim_delivery(call: ScriptCall) -> int:
@@ -272,7 +291,7 @@ def advance_schedules(call: ScriptCall) -> int:
 
 
 SCRIPT_COSTS: dict[str, InnerCost] = {
-    "queue/lease_jobs": lease_jobs,
+    "queue/lease_jobs": self_reported,
     "queue/start_jobs": start_jobs,
     "queue/complete_job": complete_job,
     "queue/fail_job": fail_job,

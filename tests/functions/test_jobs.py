@@ -141,8 +141,8 @@ async def test_what_retry_and_purge_bill(
         costs.append((gateway_requests() - before, billed() - billed_before))
 
     assert costs == [
-        (1, 1 + 5 * 2 + 2 + 2),  # EVALSHA, 5 per job, 2 ZREM done, ZADD ready + PUBLISH
-        (2, 1 + 1 + 5 * 2 + 1 + 2 + 1),  # ZRANGE, EVALSHA, 2 jobs, 1 ZREM, ZADD+PUBLISH, ZCARD
+        (1, 1 + 5 * 2 + 2 + 3),  # EVALSHA, 5 per job, 2 ZREM done, ZADD ready and lanes, PUBLISH
+        (2, 1 + 1 + 5 * 2 + 1 + 3 + 1),  # ZRANGE, EVALSHA, 2 jobs, 1 ZREM, 2 ZADD, PUBLISH, ZCARD
         (2, 1 + 1 + 3 + 1 + 2 + 1),  # ZRANGEBYSCORE, EVALSHA, 3 HMGET, DEL, 2 ZREM, ZCOUNT
     ]
 

@@ -55,6 +55,7 @@ async def test_a_service_sees_the_counts_of_the_queue_in_one_request(
         "failedLastHour": 0,
         "oldestPendingAgeMs": queue_clock.now - first.json()["createdAt"],
         "workers": [],
+        "concurrency": {"types": [], "users": [], "userLimit": None},
     }
 
 

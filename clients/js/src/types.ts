@@ -16,6 +16,16 @@ export interface AttemptRecord {
 }
 
 /**
+ * What the concurrency limits count (`slots`): every type with a limit or a counted job,
+ * the users with the most counted running jobs (the first 20), and the per-user limit.
+ */
+export interface ConcurrencyStats {
+  types: TypeRunning[];
+  users: UserRunning[];
+  userLimit?: number | null;
+}
+
+/**
  * Billed commands of one UTC day, as the product counted them (`shared.usage.meter`):
  * what this queue's processes have flushed, plus what this process has not flushed yet.
  */
@@ -216,6 +226,7 @@ export interface QueueStats {
   oldestPendingAgeMs: number | null;
   workers: WorkerInfo[];
   usage: DailyUsage;
+  concurrency: ConcurrencyStats;
 }
 
 export interface RateLimitCheckRequest {
@@ -261,6 +272,20 @@ export interface SkippedJob {
    * null when there is no such job
    */
   status: JobStatus | null;
+}
+
+/**
+ * Running jobs of one type claimed under the limits, and its TYPE_CONCURRENCY limit.
+ */
+export interface TypeRunning {
+  type: string;
+  running: number;
+  limit?: number | null;
+}
+
+export interface UserRunning {
+  userId: string;
+  running: number;
 }
 
 /**

@@ -231,9 +231,57 @@ class DailyUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class TypeRunning:
+    """Running jobs of one type counted by the concurrency limits, and its limit."""
+
+    type: str
+    running: int
+    limit: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object) -> TypeRunning:
+        fields = JsonObject(value, "TypeRunning")
+        return cls(
+            type=fields.text("type"),
+            running=fields.integer("running"),
+            limit=fields.maybe_integer("limit"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserRunning:
+    user_id: str
+    running: int
+
+    @classmethod
+    def from_json(cls, value: object) -> UserRunning:
+        fields = JsonObject(value, "UserRunning")
+        return cls(user_id=fields.text("userId"), running=fields.integer("running"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyStats:
+    """What TYPE_CONCURRENCY and USER_CONCURRENCY count: the types, the busiest users (at most
+    20) and the per-user limit."""
+
+    types: tuple[TypeRunning, ...]
+    users: tuple[UserRunning, ...]
+    user_limit: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object) -> ConcurrencyStats:
+        fields = JsonObject(value, "ConcurrencyStats")
+        return cls(
+            types=fields.items("types", TypeRunning.from_json),
+            users=fields.items("users", UserRunning.from_json),
+            user_limit=fields.maybe_integer("userLimit"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
-    """`GET /api/stats`: counts now, the last hour's outcomes, the live workers and today's
-    billed commands."""
+    """`GET /api/stats`: counts now, the last hour's outcomes, the live workers, today's billed
+    commands and the running jobs counted by the concurrency limits."""
 
     pending: int
     delayed: int
@@ -246,6 +294,7 @@ class QueueStats:
     oldest_pending_age_ms: int | None
     workers: tuple[WorkerInfo, ...]
     usage: DailyUsage
+    concurrency: ConcurrencyStats
 
     @classmethod
     def from_json(cls, value: object) -> QueueStats:
@@ -262,6 +311,7 @@ class QueueStats:
             oldest_pending_age_ms=fields.maybe_integer("oldestPendingAgeMs"),
             workers=fields.items("workers", WorkerInfo.from_json),
             usage=fields.nested("usage", DailyUsage.from_json),
+            concurrency=fields.nested("concurrency", ConcurrencyStats.from_json),
         )
 
 

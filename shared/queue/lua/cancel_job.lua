@@ -12,6 +12,7 @@
 --   KEYS[4]    done:cancelled ZSET
 --   KEYS[5]    leases ZSET
 --   KEYS[6]    webhooks ZSET (score = when the callback's next try is due)
+--   KEYS[7]    lanes ZSET (lanes.lua)
 --   ARGV[1]    job id
 --   ARGV[2]    the caller's user id; '' for a service key (may cancel any job)
 --   ARGV[3]    now_ms (becomes finishedAt and updatedAt)
@@ -29,6 +30,7 @@
 --   {'requested', <job fields>}  the job is running: its cancel is requested (repeating the
 --                                request changes nothing more)
 --- @include "queue/end_job"
+--- @include "queue/lanes"
 local fields = redis.call('HGETALL', KEYS[1])
 local job = {}
 for i = 1, #fields, 2 do
@@ -65,8 +67,8 @@ elseif status == 'processing' then
     job['updatedAt'] = ARGV[3]
   end
   return {'requested', as_fields()}
-elseif status == 'pending' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
+elseif status == 'pending' then -- in `ready`, unless a claim has it under a provisional lease
+  unready(KEYS[2], KEYS[7], ARGV[1], job['type'] or '', job['userId'] or '')
 elseif status == 'delayed' then
   redis.call('ZREM', KEYS[3], ARGV[1])
 else

@@ -9,6 +9,7 @@
 --   KEYS[3]    done:completed ZSET (score finishedAt; trimmed by the workers' beat, not here)
 --   KEYS[4]    done:cancelled ZSET
 --   KEYS[5]    webhooks ZSET (score = when the callback's next try is due)
+--   KEYS[6]    slots HASH (job id -> "<type>|<userId>")
 --   ARGV[1]    the lease member "<id>|<token>"
 --   ARGV[2]    now_ms (becomes finishedAt and updatedAt)
 --   ARGV[3]    result, JSON text (size already checked by the caller)
@@ -19,6 +20,7 @@
 --   ARGV[8]    '1' when the job has a callbackUrl (its delivery is scheduled), else ''
 --   ARGV[9]    the events channel
 --   ARGV[10]   the job channel prefix
+--   ARGV[11]   '1' when the job holds a slot (freed when it ends), else '0'
 --
 -- Output:
 --   'completed'; 'cancelled' when a cancel was requested (the result was refused); or 'stale'
@@ -27,7 +29,8 @@
 --   token of its last attempt), so a lost reply can be retried safely.
 --- @include "queue/end_job"
 local ending = { now_ms = ARGV[2], retention_ms = ARGV[4], webhooks_key = KEYS[5],
-  events_channel = ARGV[9], job_channel = ARGV[10], callback = ARGV[8] == '1' }
+  events_channel = ARGV[9], job_channel = ARGV[10], callback = ARGV[8] == '1',
+  slots_key = ARGV[11] == '1' and KEYS[6] or nil }
 local fields = {}
 if ARGV[7] ~= '' then
   fields = { 'progress', ARGV[7] }

@@ -9,7 +9,8 @@
 -- cost more) and tells the job's watchers on its channel.
 --
 -- Redis calls: HSET, PEXPIRE, ZADD done, PUBLISH job channel; + ZADD webhooks when the job has
--- a callback (+ PUBLISH events when it is announced).
+-- a callback (+ PUBLISH events when it is announced); + HDEL slots and PUBLISH events when it
+-- held a slot (a job held back by that limit may now run: "<id> <now_ms>" wakes the workers).
 --
 -- Input:
 --   end_job(job_key, id, status, done_key, fields, ending)
@@ -25,6 +26,7 @@
 --   ending.job_channel     the job channel prefix (the id is appended)
 --   ending.callback        true when the job has a callbackUrl
 --   ending.announce        true to announce the delivery to every worker (no worker ended it)
+--   ending.slots_key       the slots HASH, set when the job held a slot (it is freed)
 --
 -- Output:
 --   none
@@ -47,6 +49,10 @@ local function end_job(job_key, id, status, done_key, fields, ending)
     if ending.announce then
       redis.call('PUBLISH', ending.events_channel, id .. ' webhook')
     end
+  end
+  if ending.slots_key then
+    redis.call('HDEL', ending.slots_key, id)
+    redis.call('PUBLISH', ending.events_channel, id .. ' ' .. ending.now_ms)
   end
   redis.call('PUBLISH', ending.job_channel .. id, ending.now_ms .. ' ' .. status)
 end

@@ -12,17 +12,26 @@
 --   else it is new ('created').
 -- Only new jobs are charged: cost = their number, every policy all or nothing. A denial writes
 -- nothing; with no new job nothing is consumed (the peek arguments give the headers' numbers).
--- New jobs join `ready` or `delayed` with one ZADD each; the workers hear one "<id> <readyAtMs>"
--- per set that got jobs (the earliest due), however many jobs the batch has.
+-- New jobs join `delayed` (scored by runAt), or `ready` and `lanes` (lanes.lua) in their user's
+-- turn: within a priority band, a user's first waiting job takes the turn of the band's first job
+-- (now when the band is empty) and each next one the turn after their previous one, so claims
+-- take users in turn (`rounds` keeps each user's last turn per band; an enqueue that finds a
+-- user's turn stale trims the band's stale entries). The workers hear one "<id> <readyAtMs>" per set that got
+-- jobs (the earliest due), however many jobs the batch has.
 --
 -- Redis calls: HGETALL per job with an idempotency key, and per job with a cacheKey not already
 -- created by an earlier job of the batch; MGET and SET ... PX per identifier (apply_rate_limits); per new job
--- HSET (+ DEL, ZREM done, ZREM webhooks when it replaces a job); ZADD and PUBLISH per set.
+-- HSET (+ DEL, ZREM done, ZREM webhooks when it replaces a job); ZADD and PUBLISH per set (+ ZADD
+-- lanes for ready jobs); per (band, user) with ready jobs ZRANGEBYSCORE (the band's first) and
+-- ZADD rounds when the band is empty, else ZINCRBY rounds, + ZADD and ZREMRANGEBYSCORE rounds
+-- when the user had no turn waiting.
 --
 -- Input:
---   KEYS[1]    ready ZSET (score priority * 1e13 + readyAtMs)
+--   KEYS[1]    ready ZSET (score priority * 1e13 + turn)
 --   KEYS[2]    delayed ZSET (score runAt)
---   KEYS[3..]  the job HASHes the jobs are created in and the ones their idempotency keys name,
+--   KEYS[3]    lanes ZSET (lanes.lua)
+--   KEYS[4]    rounds ZSET ("<priority>|<userId>" -> the score of that user's last turn)
+--   KEYS[5..]  the job HASHes the jobs are created in and the ones their idempotency keys name,
 --              each once (the jobs' headers give their indexes)
 --   KEYS[ARGV[7]..ARGV[7]+3]  done:completed, done:failed, done:cancelled and webhooks ZSETs,
 --              when a job has a cacheKey (ARGV[7] > 0)
@@ -36,25 +45,28 @@
 --   ARGV[5]    now_ms, the caller's clock (epoch ms)
 --   ARGV[6]    events channel
 --   ARGV[7]    index in KEYS of done:completed, or 0 when no job has a cacheKey
---   ARGV[8..]  per job, 11 values then its HASH fields:
---              id; score in its ZSET; 'd' (delayed) or 'r' (ready); readyAtMs; KEYS index of its
---              HASH; KEYS index of the HASH its idempotency key names, or 0; its fingerprint, or
---              '' without an idempotency key; its idempotency key or ''; its owner (userId) or
---              ''; its cache TTL in ms, or '' without a cacheKey; n, the number of HASH field and
---              value arguments that follow (field, value, field, value, ...)
+--   ARGV[8..]  per job, 12 values then its HASH fields:
+--              id; its runAt when delayed, else its priority; 'd' (delayed) or 'r' (ready);
+--              readyAtMs; KEYS index of its HASH; KEYS index of the HASH its idempotency key
+--              names, or 0; its fingerprint, or '' without an idempotency key; its idempotency
+--              key or ''; its owner (userId) or ''; its cache TTL in ms, or '' without a
+--              cacheKey; its type; n, the number of HASH field and value arguments that follow
+--              (field, value, field, value, ...)
 --   ARGV[..]   the rate-limit arguments, last: ARGV[3] that consume, then ARGV[4] that peek
 --
 -- Output:
 --   one of
---   {'answered', answers, rl_reply}
+--   {'answered', answers, rl_reply[, turn_calls]}
 --              answers[i], in the order of the jobs: {'created'}, {'replayed', <HGETALL>},
 --              {'hit', <HGETALL>}, {'attached', <HGETALL>}, or {'attached', j} (the new job j of
---              this batch); rl_reply charged (or, when no job is new, peeked)
+--              this batch); rl_reply charged (or, when no job is new, peeked); turn_calls
+--              the Redis calls the new jobs' turns took (when any job is new)
 --   {'reused', i}
 --              job i's idempotency key names a job of another request: nothing written
 --   {'denied', rl_reply, n}
 --              a rate limit denies the n new jobs: nothing written
 --- @include "ratelimit/apply_rate_limits"
+--- @include "queue/lanes"
 local n_jobs = tonumber(ARGV[1])
 local n_rl_keys = tonumber(ARGV[2])
 local n_consume_args = tonumber(ARGV[3])
@@ -63,7 +75,8 @@ local now_ms = tonumber(ARGV[5])
 local done_at = tonumber(ARGV[7])
 local LIVE = { pending = true, delayed = true, processing = true }
 local DONE_OFFSETS = { completed = 0, failed = 1, cancelled = 2 }
-local JOB_HEADER = 11
+local JOB_HEADER = 12
+local STEP = 1e13
 
 local function slice(list, first, count)
   local part = {}
@@ -89,7 +102,8 @@ local function read_jobs()
       id = ARGV[at], score = ARGV[at + 1], delayed = ARGV[at + 2] == 'd',
       ready_at = ARGV[at + 3], target = tonumber(ARGV[at + 4]),
       probe = tonumber(ARGV[at + 5]), fingerprint = ARGV[at + 6], key = ARGV[at + 7],
-      owner = ARGV[at + 8], cache_ttl = ARGV[at + 9], n_fields = tonumber(ARGV[at + 10]),
+      owner = ARGV[at + 8], cache_ttl = ARGV[at + 9], type = ARGV[at + 10],
+      n_fields = tonumber(ARGV[at + 11]),
       first_field = at + JOB_HEADER,
     }
     at = at + JOB_HEADER + jobs[i].n_fields
@@ -157,16 +171,76 @@ local function replace(job)
   end
 end
 
-local function add(set, job)
-  set.members[#set.members + 1] = job.score
-  set.members[#set.members + 1] = job.id
-  if not set.first or tonumber(job.ready_at) < tonumber(set.first.ready_at) then
-    set.first = job
+local function fmt(score)
+  return string.format('%.0f', score)
+end
+
+-- the score of the first of `count` consecutive turns of `user` in priority band `band`
+local turn_calls = 0
+
+local function take_turns(band, user, count, ready_at)
+  local function call(...)
+    turn_calls = turn_calls + 1
+    return redis.call(...)
+  end
+  local low = band * STEP
+  local member = band .. '|' .. user
+  local head = call('ZRANGEBYSCORE', KEYS[1], low, '(' .. fmt(low + STEP), 'WITHSCORES',
+    'LIMIT', 0, 1)
+  local first = tonumber(head[2])
+  if not first then -- nobody waits in the band: the turns start now
+    first = low + tonumber(ready_at)
+    call('ZADD', KEYS[4], fmt(first + count - 1), member)
+    return first
+  end
+  local last = tonumber(call('ZINCRBY', KEYS[4], count, member))
+  if last - count + 1 >= first then
+    return last - count + 1
+  end
+  -- no turn of the user waits (or it is stale): they join at the band's first turn, and the
+  -- stale turns of the band go
+  call('ZADD', KEYS[4], fmt(first + count - 1), member)
+  call('ZREMRANGEBYSCORE', KEYS[4], low, '(' .. fmt(first))
+  return first
+end
+
+-- give the new ready jobs their turns, in order, one (band, user) at a time
+local function ready_jobs(created)
+  local groups, order = {}, {}
+  for _, job in ipairs(created) do
+    local group = job.score .. '|' .. job.owner
+    if not groups[group] then
+      groups[group] = {}
+      order[#order + 1] = group
+    end
+    table.insert(groups[group], job)
+  end
+  local ready = {}
+  for _, group in ipairs(order) do
+    local members = groups[group]
+    local first = take_turns(tonumber(members[1].score), members[1].owner, #members,
+      members[1].ready_at)
+    for i, job in ipairs(members) do
+      ready[#ready + 1] = { id = job.id, score = first + i - 1, type = job.type, user = job.owner }
+    end
+  end
+  return ready
+end
+
+local function publish_first(jobs)
+  local first
+  for _, job in ipairs(jobs) do
+    if not first or tonumber(job.ready_at) < tonumber(first.ready_at) then
+      first = job
+    end
+  end
+  if first then
+    redis.call('PUBLISH', ARGV[6], first.id .. ' ' .. first.ready_at)
   end
 end
 
 local function create(jobs, answers)
-  local ready, delayed = { members = {} }, { members = {} }
+  local ready, delayed = {}, {}
   for i, job in ipairs(jobs) do
     if answers[i][1] == 'created' then
       if job.replaces then
@@ -174,14 +248,21 @@ local function create(jobs, answers)
       end
       redis.call('HSET', KEYS[job.target],
         unpack(ARGV, job.first_field, job.first_field + job.n_fields - 1))
-      add(job.delayed and delayed or ready, job)
+      table.insert(job.delayed and delayed or ready, job)
     end
   end
-  for i, set in ipairs({ ready, delayed }) do
-    if set.first then
-      redis.call('ZADD', KEYS[i], unpack(set.members))
-      redis.call('PUBLISH', ARGV[6], set.first.id .. ' ' .. set.first.ready_at)
+  if #ready > 0 then
+    make_ready(KEYS[1], KEYS[3], ready_jobs(ready))
+    publish_first(ready)
+  end
+  if #delayed > 0 then
+    local members = {}
+    for _, job in ipairs(delayed) do
+      members[#members + 1] = job.score
+      members[#members + 1] = job.id
     end
+    redis.call('ZADD', KEYS[2], unpack(members))
+    publish_first(delayed)
   end
 end
 
@@ -218,4 +299,4 @@ if not allowed then
   return { 'denied', rl_reply, n_new }
 end
 create(jobs, answers)
-return { 'answered', answers, rl_reply }
+return { 'answered', answers, rl_reply, turn_calls }

@@ -12,6 +12,7 @@
 --   KEYS[4]    done:failed ZSET (score finishedAt; trimmed by the workers' beat, not here)
 --   KEYS[5]    done:cancelled ZSET
 --   KEYS[6]    webhooks ZSET (score = when the callback's next try is due)
+--   KEYS[7]    slots HASH (job id -> "<type>|<userId>")
 --   ARGV[1]    the lease member "<id>|<token>"
 --   ARGV[2]    now_ms
 --   ARGV[3]    error, JSON text {"message", "kind"}
@@ -23,6 +24,7 @@
 --   ARGV[9]    '1' when the job has a callbackUrl (its delivery is scheduled), else ''
 --   ARGV[10]   the events channel
 --   ARGV[11]   the job channel prefix
+--   ARGV[12]   '1' when the job holds a slot (freed, retried or not), else '0'
 --
 -- Output:
 --   'retrying', 'failed', 'cancelled' (a cancel was requested), or 'stale' when the lease is
@@ -31,7 +33,8 @@
 --- @include "queue/end_job"
 --- @include "queue/attempt_history"
 local ending = { now_ms = ARGV[2], retention_ms = ARGV[5], webhooks_key = KEYS[6],
-  events_channel = ARGV[10], job_channel = ARGV[11], callback = ARGV[9] == '1' }
+  events_channel = ARGV[10], job_channel = ARGV[11], callback = ARGV[9] == '1',
+  slots_key = ARGV[12] == '1' and KEYS[7] or nil }
 local progress = {}
 if ARGV[8] ~= '' then
   progress = { 'progress', ARGV[8] }
@@ -70,6 +73,10 @@ if retry_at > 0 then
   fields[#fields + 1] = ARGV[2]
   redis.call('HSET', KEYS[2], unpack(fields))
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+  if ending.slots_key then
+    redis.call('HDEL', ending.slots_key, ARGV[6])
+    redis.call('PUBLISH', ARGV[10], ARGV[6] .. ' ' .. ARGV[2])
+  end
   redis.call('PUBLISH', ARGV[11] .. ARGV[6], ARGV[2] .. ' delayed')
   return 'retrying'
 end

@@ -8,6 +8,7 @@
 --   KEYS[2]    the job HASH
 --   KEYS[3]    done:cancelled ZSET
 --   KEYS[4]    webhooks ZSET (score = when the callback's next try is due)
+--   KEYS[5]    slots HASH (job id -> "<type>|<userId>")
 --   ARGV[1]    job id
 --   ARGV[2]    token
 --   ARGV[3]    now_ms (becomes finishedAt and updatedAt)
@@ -15,6 +16,7 @@
 --   ARGV[5]    '1' when the job has a callbackUrl (its delivery is scheduled), else ''
 --   ARGV[6]    the events channel
 --   ARGV[7]    the job channel prefix
+--   ARGV[8]    '1' when the job holds a slot (freed when it ends), else '0'
 --
 -- Output:
 --   'cancelled' (also when a repeat finds it done), or 'stale': no cancel was requested, or the
@@ -31,5 +33,5 @@ end
 redis.call('ZREM', KEYS[1], ARGV[1] .. '|cancel', ARGV[1] .. '|' .. ARGV[2])
 end_job(KEYS[2], ARGV[1], 'cancelled', KEYS[3], {}, { now_ms = ARGV[3], retention_ms = ARGV[4],
   webhooks_key = KEYS[4], events_channel = ARGV[6], job_channel = ARGV[7],
-  callback = ARGV[5] == '1' })
+  callback = ARGV[5] == '1', slots_key = ARGV[8] == '1' and KEYS[5] or nil })
 return 'cancelled'

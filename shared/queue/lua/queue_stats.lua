@@ -12,6 +12,7 @@
 --   KEYS[6]    done:cancelled ZSET
 --   KEYS[7]    workers HASH (id -> JSON {lastSeenMs, active, concurrency})
 --   KEYS[8]    today's usage STRING (billed commands counted by the product, shared.usage)
+--   KEYS[9]    slots HASH (job id -> "<type>|<userId>" of each job running under the limits)
 --   ARGV[1]    retention cutoff ms: finished jobs at or after it still exist
 --   ARGV[2]    one hour ago, ms
 --   ARGV[3]    stale cutoff ms: workers last seen before it are removed from KEYS[7]
@@ -23,6 +24,7 @@
 --    failedLastHour, {oldest ready score of each non-empty priority band...},
 --    {worker id, worker JSON, ...} (live workers only),
 --    {worker id, live leases, ...} (workers holding a live lease),
+--    {"<type>|<userId>" of each running job that holds a slot},
 --    today's usage count (0 when none), the number of Redis calls this script made}
 -- One read of the leases gives both their count and each worker's live ones.
 --- @include "queue/ready_band_heads"
@@ -77,7 +79,8 @@ for holder, count in pairs(live_leases) do
   held[#held + 1] = count
 end
 counts[#counts + 1] = held
+counts[#counts + 1] = redis.call('HVALS', KEYS[9])
 counts[#counts + 1] = tonumber(redis.call('GET', KEYS[8]) or '0') or 0
--- ZRANGE leases, 2 ZCARD, 5 ZCOUNT, HGETALL and GET, plus the bands and the HDEL.
-counts[#counts + 1] = 10 + band_calls + stale_calls
+-- ZRANGE leases, 2 ZCARD, 5 ZCOUNT, HGETALL, HVALS and GET, plus the bands and the HDEL.
+counts[#counts + 1] = 11 + band_calls + stale_calls
 return counts

@@ -13,7 +13,8 @@
 --   KEYS[1]    ready ZSET (score priority * step + readyAtMs)
 --   KEYS[2]    done:failed ZSET
 --   KEYS[3]    done:cancelled ZSET
---   KEYS[4..]  the job HASHes, in the order of ARGV[6..]
+--   KEYS[4]    lanes ZSET (lanes.lua)
+--   KEYS[5..]  the job HASHes, in the order of ARGV[6..]
 --   ARGV[1]    now_ms (becomes runAt and updatedAt)
 --   ARGV[2]    the events channel
 --   ARGV[3]    the job channel prefix (the id is appended)
@@ -25,6 +26,7 @@
 -- Output:
 --   {{retried id, ...}, {skipped id, its status or '' when there is no such job, ...},
 --    remaining}: remaining is what done:<mode> still holds in a mode '<status>' call, else 0
+--- @include "queue/lanes"
 local now_ms = ARGV[1]
 local mode = ARGV[4]
 local step = tonumber(ARGV[5])
@@ -34,8 +36,8 @@ local left = { failed = {}, cancelled = {} }
 
 for i = 6, #ARGV do
   local id = ARGV[i]
-  local key = KEYS[i - 2]
-  local job = redis.call('HMGET', key, 'status', 'priority')
+  local key = KEYS[i - 1]
+  local job = redis.call('HMGET', key, 'status', 'priority', 'type', 'userId')
   local status = job[1]
   local retryable = done_keys[status] ~= nil and (mode == '' or mode == status)
   if retryable then
@@ -47,8 +49,8 @@ for i = 6, #ARGV do
     redis.call('PUBLISH', ARGV[3] .. id, now_ms .. ' pending')
     local left_status = left[status]
     left_status[#left_status + 1] = id
-    ready[#ready + 1] = string.format('%.0f', (tonumber(job[2]) or 0) * step + tonumber(now_ms))
-    ready[#ready + 1] = id
+    ready[#ready + 1] = { id = id, score = (tonumber(job[2]) or 0) * step + tonumber(now_ms),
+      type = job[3] or '', user = job[4] or '' }
     retried[#retried + 1] = id
   else
     skipped[#skipped + 1] = id
@@ -66,7 +68,7 @@ for status, ids in pairs(left) do
   end
 end
 if #ready > 0 then
-  redis.call('ZADD', KEYS[1], unpack(ready))
+  make_ready(KEYS[1], KEYS[4], ready)
   redis.call('PUBLISH', ARGV[2], retried[1] .. ' ' .. now_ms)
 end
 local remaining = 0

@@ -9,7 +9,8 @@
 -- that was leased but never started (still pending) returns it to `ready`: no attempt was spent.
 -- An expired "<id>|cancel" lease (the owner cancelled the running job and its worker never
 -- confirmed) ends the job cancelled. A lease whose job is in any other state is just removed.
--- Every job that changes is announced on its channel.
+-- Every job that changes is announced on its channel, and every expired lease frees its job's
+-- slot. A job made ready joins `ready` and `lanes` (lanes.lua) with its turn now.
 --
 -- Input:
 --   KEYS[1]       leases ZSET (member "<id>|<token>", score = deadline)
@@ -18,7 +19,9 @@
 --   KEYS[4]       done:failed ZSET (score finishedAt)
 --   KEYS[5]       done:cancelled ZSET (score finishedAt)
 --   KEYS[6]       webhooks ZSET (score = when a callback's next try is due)
---   KEYS[7..]     the job HASH of each expired lease member, then of each due delayed id, in the
+--   KEYS[7]       lanes ZSET (lanes.lua)
+--   KEYS[8]       slots HASH (job id -> "<type>|<userId>")
+--   KEYS[9..]     the job HASH of each expired lease member, then of each due delayed id, in the
 --                 order of the ARGV entries
 --   ARGV[1]       now_ms
 --   ARGV[2]       retention in ms (PEXPIRE of a job failed or cancelled here)
@@ -33,9 +36,11 @@
 --   { ready_count, ended_count }: jobs moved to `ready`, jobs failed or cancelled
 --- @include "queue/end_job"
 --- @include "queue/attempt_history"
+--- @include "queue/lanes"
 local now_ms = tonumber(ARGV[1])
 local n_expired = tonumber(ARGV[6])
 local ready, ready_ids = {}, {}
+local freed = nil -- the id of a job whose slot an expired lease freed
 local ended = 0
 
 local function ending(callback)
@@ -43,9 +48,9 @@ local function ending(callback)
     events_channel = ARGV[4], job_channel = ARGV[5], callback = callback, announce = true }
 end
 
-local function make_ready(id, priority, ready_at_ms)
-  ready[#ready + 1] = (tonumber(priority) or 0) * 1e13 + ready_at_ms
-  ready[#ready + 1] = id
+local function to_ready(id, priority, ready_at_ms, job_type, user_id)
+  ready[#ready + 1] = { id = id, score = (tonumber(priority) or 0) * 1e13 + ready_at_ms,
+    type = job_type or '', user = user_id or '' }
   ready_ids[#ready_ids + 1] = id
 end
 
@@ -53,7 +58,7 @@ local function take_back(job_key, member)
   local id = string.match(member, '^(.*)|') or ''
   local token = string.sub(member, #id + 2)
   local job = redis.call('HMGET', job_key, 'status', 'token', 'attempts', 'maxAttempts',
-    'priority', 'cancelRequested', 'callbackUrl', 'history')
+    'priority', 'cancelRequested', 'callbackUrl', 'history', 'type', 'userId')
   local callback = (job[7] or '') ~= ''
   local function history()
     return with_attempt(job[8], job[3], 'lease_expired', ARGV[1], ARGV[3])
@@ -64,7 +69,7 @@ local function take_back(job_key, member)
       ended = ended + 1
     end
   elseif job[1] == 'pending' then
-    make_ready(id, job[5], now_ms)
+    to_ready(id, job[5], now_ms, job[9], job[10])
   elseif job[1] ~= 'processing' or job[2] ~= token then
     return
   elseif (tonumber(job[3]) or 0) >= (tonumber(job[4]) or 1) then
@@ -75,7 +80,7 @@ local function take_back(job_key, member)
     redis.call('HSET', job_key, 'status', 'pending', 'token', '', 'updatedAt', ARGV[1], 'history',
       history())
     redis.call('PUBLISH', ARGV[5] .. id, ARGV[1] .. ' pending')
-    make_ready(id, job[5], now_ms)
+    to_ready(id, job[5], now_ms, job[9], job[10])
   end
 end
 
@@ -88,15 +93,19 @@ local function recover_expired()
     return
   end
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
-  local expired = {}
+  local expired, ids = {}, {}
   for i, member in ipairs(members) do
     if scores[i] and tonumber(scores[i]) <= now_ms then
       expired[#expired + 1] = member
-      take_back(KEYS[6 + i], member)
+      ids[#ids + 1] = string.match(member, '^(.*)|')
+      take_back(KEYS[8 + i], member)
     end
   end
   if #expired > 0 then
     redis.call('ZREM', KEYS[1], unpack(expired))
+    if redis.call('HDEL', KEYS[8], unpack(ids)) > 0 then
+      freed = ids[1]
+    end
   end
 end
 
@@ -105,14 +114,14 @@ local function promote_due()
   local settled = {}
   for i = 7 + n_expired, #ARGV do
     local id = ARGV[i]
-    local job = redis.call('HMGET', KEYS[i], 'status', 'priority', 'runAt')
+    local job = redis.call('HMGET', KEYS[i + 2], 'status', 'priority', 'runAt', 'type', 'userId')
     local run_at = tonumber(job[3]) or now_ms
     if job[1] ~= 'delayed' then
       settled[#settled + 1] = id
     elseif run_at <= now_ms then
-      redis.call('HSET', KEYS[i], 'status', 'pending', 'updatedAt', ARGV[1])
+      redis.call('HSET', KEYS[i + 2], 'status', 'pending', 'updatedAt', ARGV[1])
       redis.call('PUBLISH', ARGV[5] .. id, ARGV[1] .. ' pending')
-      make_ready(id, job[2], run_at)
+      to_ready(id, job[2], run_at, job[4], job[5])
       settled[#settled + 1] = id
     end
   end
@@ -124,7 +133,9 @@ end
 recover_expired()
 promote_due()
 if #ready > 0 then
-  redis.call('ZADD', KEYS[3], unpack(ready))
-  redis.call('PUBLISH', ARGV[4], ready_ids[1] .. ' ' .. ARGV[1])
+  make_ready(KEYS[3], KEYS[7], ready)
+end
+if #ready > 0 or freed then -- jobs to run, or slots free for jobs held back
+  redis.call('PUBLISH', ARGV[4], (ready_ids[1] or freed) .. ' ' .. ARGV[1])
 end
 return { #ready_ids, ended }

@@ -144,7 +144,8 @@ async def test_a_lease_takes_the_job_from_ready_under_a_provisional_lease_and_le
     job_id = await queue.enqueue(timeoutMs=60_000)
     before = queue.job(job_id)
 
-    (leased,) = await lease(queue, count=3, now_ms=T0_MS + 5)
+    (taken,) = await lease(queue, count=3, now_ms=T0_MS + 5)
+    leased = taken.lease
 
     assert leased.job_id == job_id
     provisional_ms = T0_MS + 5 + PROVISIONAL_LEASE_MS + queue.settings.redis_timeout_ms
@@ -163,8 +164,9 @@ async def test_start_counts_the_attempt_and_moves_the_deadline_to_now_plus_the_t
 
     stored = queue.job(job_id)
     assert (stored["status"], stored["attempts"]) == ("processing", "1")
-    assert (stored["startedAt"], stored["token"]) == (str(T0_MS + 40), leases[0].token)
-    assert queue.scores(queue.keys.leases) == {leases[0].member: T0_MS + 40 + 60_000}
+    (taken,) = leases
+    assert (stored["startedAt"], stored["token"]) == (str(T0_MS + 40), taken.lease.token)
+    assert queue.scores(queue.keys.leases) == {taken.lease.member: T0_MS + 40 + 60_000}
 
 
 async def test_repeating_a_start_returns_the_job_again_without_counting_another_attempt(
@@ -193,6 +195,7 @@ async def test_a_job_cancelled_between_lease_and_start_is_not_started_and_loses_
     assert queue.job(job_id)["status"] == "cancelled"
     assert queue.members(queue.keys.leases) == []
     assert queue.members(queue.keys.ready) == []
+    assert queue.members(queue.keys.lanes) == [], "start removed the popped job's lane member"
 
 
 async def test_a_started_job_is_not_cancelled_at_once_its_cancel_is_requested(

@@ -62,7 +62,7 @@ async def test_a_lease_costs_three_whatever_the_batch_and_two_when_the_queue_is_
     assert (empty, one, three) == (2, 3, 3)
 
 
-async def test_a_start_costs_five_for_one_job_and_three_more_per_extra_job(
+async def test_a_start_costs_six_for_one_job_and_two_more_per_extra_job(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
@@ -74,7 +74,9 @@ async def test_a_start_costs_five_for_one_job_and_three_more_per_extra_job(
     _, one_cost = await cost(start_jobs(r, s, k, one, now_ms=T0_MS))
     _, three_cost = await cost(start_jobs(r, s, k, three, now_ms=T0_MS))
 
-    assert (one_cost, three_cost) == (5, 5 + 2 * 3)  # + PUBLISH on each job's channel
+    # EVALSHA, HMGET, ZADD XX CH, HSET, PUBLISH on the job's channel, and one ZREM of the
+    # popped jobs' lanes members; + HMGET, HSET and PUBLISH per further job
+    assert (one_cost, three_cost) == (6, 6 + 3 * 2)
 
 
 async def test_complete_costs_six_and_a_stale_complete_three(
@@ -106,7 +108,7 @@ async def test_fail_costs_six_when_retrying_and_seven_when_final(
     assert (retry_cost, final_cost) == (6, 7)  # + HMGET history, attempts
 
 
-async def test_progress_costs_four_and_release_of_one_job_with_sign_off_seven(
+async def test_progress_costs_four_and_release_of_one_job_with_sign_off_eight(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     await queue.enqueue()
@@ -119,7 +121,8 @@ async def test_progress_costs_four_and_release_of_one_job_with_sign_off_seven(
         release_jobs(r, s, k, [hand_back], now_ms=T0_MS, sign_off_worker_id="w")
     )
 
-    assert (progress, release) == (4, 7)
+    assert (progress, release) == (4, 8)  # release: ZREM, HSET, PUBLISH, ZADD ready and lanes,
+    # PUBLISH events, HDEL the heartbeat, EVALSHA
 
 
 async def test_an_idle_beat_costs_four_and_a_busy_one_five(
@@ -136,7 +139,7 @@ async def test_an_idle_beat_costs_four_and_a_busy_one_five(
     assert (idle, busy) == (4, 5)
 
 
-async def test_settle_costs_seven_for_a_due_delayed_job_and_eight_for_an_expired_lease(
+async def test_settle_costs_eight_for_a_due_delayed_job_and_ten_for_an_expired_lease(
     queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
 ) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
@@ -153,16 +156,17 @@ async def test_settle_costs_seven_for_a_due_delayed_job_and_eight_for_an_expired
     )
     _, fail = await cost(settle(r, s, k, expired=[last_job.lease.member], due=[], now_ms=late_ms))
 
-    assert (promote, recover, fail) == (7, 8, 8)
+    # + ZADD lanes for a job made ready, + HDEL slots for the expired leases
+    assert (promote, recover, fail) == (8, 10, 9)
 
 
-async def test_one_job_from_enqueue_to_complete_costs_fourteen_beyond_enqueue_in_three_requests(
+async def test_one_job_from_enqueue_to_complete_costs_fifteen_beyond_enqueue_in_three_requests(
     queue: QueueHarness,
     billed_commands: Callable[[], int],
     gateway_requests: Callable[[], int],
 ) -> None:
-    """Lease 3 (EVALSHA, ZPOPMIN, ZADD), start 5 (EVALSHA, HMGET, ZADD XX CH, HSET, PUBLISH),
-    complete 6 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD, PUBLISH)."""
+    """Lease 3 (EVALSHA, ZPOPMIN, ZADD), start 6 (EVALSHA, HMGET, ZREM lanes, ZADD XX CH, HSET,
+    PUBLISH), complete 6 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD, PUBLISH)."""
     r, s, k = queue.redis, queue.settings, queue.keys
     await queue.enqueue()
     billed, requests = billed_commands(), gateway_requests()
@@ -171,5 +175,5 @@ async def test_one_job_from_enqueue_to_complete_costs_fourteen_beyond_enqueue_in
     (job,) = await start_jobs(r, s, k, leases, now_ms=T0_MS)
     await complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 1)
 
-    assert billed_commands() - billed == 3 + 5 + 6
+    assert billed_commands() - billed == 3 + 6 + 6
     assert gateway_requests() - requests == 3

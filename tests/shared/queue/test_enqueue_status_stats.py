@@ -364,6 +364,7 @@ async def test_stats_of_an_empty_queue_are_zero_and_null(settings: Settings, now
         "failedLastHour": 0,
         "oldestPendingAgeMs": None,
         "workers": [],
+        "concurrency": {"types": [], "users": [], "userLimit": None},
     }
 
 
@@ -382,7 +383,8 @@ async def test_stats_count_each_state_within_its_window(
     redis_direct.zadd(keys.done("failed"), {"f-now": now_ms, "f-old": now_ms - HOUR_MS - 1})
     redis_direct.zadd(keys.done("cancelled"), {"x": now_ms - retention_ms})
     stats = (await queue_stats(get_redis(settings), settings, now_ms)).body()
-    assert {name: stats[name] for name in stats if name not in {"workers", "usage"}} == {
+    ignored = {"workers", "usage", "concurrency"}
+    assert {name: stats[name] for name in stats if name not in ignored} == {
         "pending": 1,
         "delayed": 2,
         "processing": 3,
@@ -474,14 +476,18 @@ async def test_each_operation_is_one_request_and_its_billed_commands_are_known(
     await measure("cancel", cancel_job(redis_client, settings, job.id, "user-1", now_ms))
     await measure("stats", queue_stats(redis_client, settings, now_ms))
     assert costs == {
-        "enqueue": (1, 4),  # EVALSHA, HSET, ZADD, PUBLISH (no rate limits here)
-        "enqueue with key": (1, 5),  # + HGETALL of the job the key names
+        # EVALSHA, HSET, ZADD ready and lanes, PUBLISH (no rate limits here), and the user's turn
+        # in an empty band: ZRANGEBYSCORE, ZADD rounds
+        "enqueue": (1, 7),
+        # + HGETALL of the job the key names; the user's next turn: ZRANGEBYSCORE, ZINCRBY
+        "enqueue with key": (1, 8),
         "replay": (1, 2),  # EVALSHA, HGETALL
         "get": (1, 1),  # HGETALL
-        # EVALSHA, HGETALL, ZREM, HSET, PEXPIRE, ZADD, PUBLISH its channel, ZREMRANGEBYSCORE
-        "cancel": (1, 8),
-        # EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready, HGETALL, GET usage
-        "stats": (1, 12),
+        # EVALSHA, HGETALL, ZSCORE, ZREM ready and lanes, HSET, PEXPIRE, ZADD, PUBLISH its
+        # channel, ZREMRANGEBYSCORE
+        "cancel": (1, 10),
+        # EVALSHA, ZRANGE leases, 2 ZCARD, 5 ZCOUNT, ZRANGE ready, HGETALL, HVALS, GET usage
+        "stats": (1, 13),
     }
 
 
@@ -521,7 +527,7 @@ async def test_a_repeated_cancel_returns_the_job_unchanged_for_two_billed_comman
     assert redis_direct.hgetall(keys.job(job.id)) == stored
 
 
-async def test_enqueue_with_a_user_and_an_ip_policy_bills_seven_commands(
+async def test_enqueue_with_a_user_and_an_ip_policy_bills_ten_commands(
     settings: Settings,
     now_ms: int,
     gateway_requests: Callable[[], int],
@@ -534,6 +540,7 @@ async def test_enqueue_with_a_user_and_an_ip_policy_bills_seven_commands(
     spent = billed_commands() - billed
     assert outcome.job is not None
     assert gateway_requests() - requests == 1
-    # Ours: EVALSHA, HSET, ZADD, PUBLISH = 4. The rate-limit library reads every policy's state
-    # with one MGET and writes one SET (with PX) per identifier (user, ip) = 3. So 7.
-    assert spent == 7
+    # Ours: EVALSHA, HSET, ZADD ready and lanes, PUBLISH, and the user's turn (ZRANGEBYSCORE,
+    # ZADD rounds) = 7. The rate-limit library reads every policy's state with one MGET and
+    # writes one SET (with PX) per identifier (user, ip) = 3. So 10.
+    assert spent == 10

@@ -157,7 +157,7 @@ async def test_a_running_job_cancelled_refuses_its_late_result_and_ends_cancelle
     assert redis_direct.pttl(keys.job(job.id)) > 0
 
 
-async def test_one_job_with_a_user_and_an_ip_policy_bills_21_commands_in_four_requests(
+async def test_one_job_with_a_user_and_an_ip_policy_bills_25_commands_in_four_requests(
     settings: Settings,
     keys: QueueKeys,
     gateway_requests: Callable[[], int],
@@ -170,8 +170,9 @@ async def test_one_job_with_a_user_and_an_ip_policy_bills_21_commands_in_four_re
     (claimed,) = (await claim(settings, keys, now_ms, count=1)).jobs
     await complete_job(get_redis(settings), settings, keys, claimed.lease, "1", now_ms=now_ms)
     assert gateway_requests() - requests == 4
-    # enqueue 7 (EVALSHA, MGET, SET, SET, HSET, ZADD, PUBLISH) + claim 8 in two requests: lease
-    # (EVALSHA, ZPOPMIN, ZADD) and start (EVALSHA, HMGET, ZADD, HSET, PUBLISH), so that every job
-    # key is declared in KEYS + complete 6 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD, PUBLISH). The
-    # PUBLISHes on the job's channel are what a long-polling status waits for.
-    assert billed_commands() - billed == 21
+    # enqueue 10 (EVALSHA, MGET, SET, SET, HSET, ZADD ready and lanes, PUBLISH, and the user's
+    # turn: ZRANGEBYSCORE, ZADD rounds) + claim 9 in two requests: lease (EVALSHA, ZPOPMIN, ZADD)
+    # and start (EVALSHA, HMGET, ZREM lanes, ZADD, HSET, PUBLISH), so that every job key is
+    # declared in KEYS + complete 6 (EVALSHA, ZREM, HSET, PEXPIRE, ZADD, PUBLISH). The PUBLISHes
+    # on the job's channel are what a long-polling status waits for.
+    assert billed_commands() - billed == 25
