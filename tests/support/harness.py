@@ -16,6 +16,7 @@ from shared.queue.enqueue import enqueue_job
 from shared.queue.job_ids import new_job_id
 from shared.queue.models import EnqueueRequest
 from shared.queue.new_job import NewJob
+from shared.queue.routing import TypeFilter
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from tests.support.scripts import preload_scripts
@@ -54,11 +55,22 @@ class QueueHarness:
         return job.id
 
     async def claim(
-        self, count: int = 1, now_ms: int = T0_MS, worker_id: str | None = None
+        self,
+        count: int = 1,
+        now_ms: int = T0_MS,
+        worker_id: str | None = None,
+        types: TypeFilter | None = None,
     ) -> list[ClaimedJob]:
-        """Claim (lease, then start) up to `count` jobs as a worker would (as `worker_id`)."""
+        """Claim (lease, then start) up to `count` jobs of `types` (default every type) as a
+        worker would (as `worker_id`), within the settings' concurrency limits."""
         batch = await claim_jobs(
-            self.redis, self.settings, self.keys, count=count, now_ms=now_ms, worker_id=worker_id
+            self.redis,
+            self.settings,
+            self.keys,
+            count=count,
+            now_ms=now_ms,
+            worker_id=worker_id,
+            types=types,
         )
         return batch.jobs
 
