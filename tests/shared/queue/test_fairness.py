@@ -102,7 +102,7 @@ async def test_priorities_still_come_first(queue: QueueHarness) -> None:
 
     jobs = [await queue.claim_one() for _ in range(3)]
 
-    assert [job.lease.job_id for job in jobs][0] == urgent
+    assert jobs[0].lease.job_id == urgent
     assert other == jobs[2].lease.job_id, "b's first job comes right after a's first of band 5"
 
 

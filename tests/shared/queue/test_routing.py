@@ -102,14 +102,14 @@ async def test_the_filter_accepts_names_and_prefixes_and_refuses_the_rest() -> N
     assert TypeFilter.parse("text.*").matches("text.summarize")
     assert not TypeFilter.parse("text.*").matches(IMAGE)
     for bad in ("", "Image", "a|b", "te*xt", "a b", ",".join(f"t{n}" for n in range(33))):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"--types|job type"):
             TypeFilter.parse(bad)
 
 
 async def test_type_limits_parse_and_a_bad_value_names_the_variable() -> None:
     assert parse_type_limits("image.generate:4, a:b:20") == (("image.generate", 4), ("a:b", 20))
     for bad in ("image.generate", "image.generate:0", "x:4,x:5", "Bad:1", "x:-1", "x:100001"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"limit|twice"):
             parse_type_limits(bad)
     base = {"UPSTASH_REDIS_REST_URL": "http://localhost", "UPSTASH_REDIS_REST_TOKEN": "t"}
     with pytest.raises(ServerMisconfigured, match="TYPE_CONCURRENCY"):
@@ -213,7 +213,8 @@ async def test_a_slot_freed_by_an_expired_lease_wakes_the_workers(
 
     message = pubsub.get_message(timeout=2)
     pubsub.close()
-    assert message is not None and message["type"] == "message"
+    assert message is not None
+    assert message["type"] == "message"
 
 
 async def test_stats_show_the_counted_running_jobs_against_their_limits(
