@@ -6,7 +6,12 @@ The reference is the app team's current code, ported to the Upstash REST API: pe
 (`RPOP`: a blocking `BRPOP` cannot run over REST at all), `SET`s it processing, then `SET`s
 the result and `EXPIRE`s it. Each of those is one HTTP request.
 
-Both run through the official async SDK against the local gateway (real redis-server); billed
+Ours runs three ways: a worker of every type with no concurrency limit (it pops `ready`); a worker
+started with `--types image.generate` (its claim reads `lanes`); and every worker under
+TYPE_CONCURRENCY and USER_CONCURRENCY (the claim reads `lanes` and `slots`, the job holds a slot
+until it ends). Each job has its own user, so each enqueue finds its priority band empty.
+
+All run through the official async SDK against the local gateway (real redis-server); billed
 commands come from Redis's INFO commandstats (a script counts 1 + each command inside it), HTTP
 requests from the gateway's /_local/stats. Prints medians and ratios, writes
 bench/results/cost.json.
@@ -34,6 +39,7 @@ from shared.queue.job_ids import new_job_id
 from shared.queue.leases import complete_job
 from shared.queue.models import EnqueueRequest
 from shared.queue.new_job import NewJob
+from shared.queue.routing import TypeFilter
 from shared.ratelimit.checks import checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
@@ -43,6 +49,7 @@ RESULTS = ROOT / "bench" / "results" / "cost.json"
 JOBS = 40
 NOT_BILLED = {"cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config"}
 IDLE_BRPOP_PER_DAY = 86_400 // 5  # a BRPOP with a 5 s timeout, back to back
+LIMITS = {"TYPE_CONCURRENCY": "image.generate:4", "USER_CONCURRENCY": "2"}
 
 
 def billed(direct: redis.Redis) -> int:
@@ -59,7 +66,9 @@ def requests_served(gateway: Gateway) -> int:
         return count
 
 
-async def ours(redis_client: Redis, settings: Settings, index: int) -> None:
+async def ours(
+    redis_client: Redis, settings: Settings, index: int, types: TypeFilter | None = None
+) -> None:
     keys = QueueKeys(settings.queue_name)
     now_ms = int(time.time() * 1000)
     request = EnqueueRequest.model_validate(
@@ -68,10 +77,17 @@ async def ours(redis_client: Redis, settings: Settings, index: int) -> None:
     job = NewJob(new_job_id(now_ms), request, f"user-{index}", None, now_ms)
     checks = checks_for_enqueue(settings, job.user_id or "", f"203.0.113.{index % 250}")
     await enqueue_job(redis_client, settings, job, checks)
-    (claimed,) = (await claim_jobs(redis_client, settings, keys, count=1, now_ms=now_ms)).jobs
+    claim = await claim_jobs(redis_client, settings, keys, count=1, now_ms=now_ms, types=types)
+    (claimed,) = claim.jobs
+    result = '{"url":"s3://x"}'
     await complete_job(
-        redis_client, settings, keys, claimed.lease, '{"url":"s3://x"}', now_ms=now_ms
+        redis_client, settings, keys, claimed.lease, result, now_ms=now_ms, slot=claimed.holds_slot
     )
+
+
+async def ours_routed(redis_client: Redis, settings: Settings, index: int) -> None:
+    """A worker started with `--types image.generate`: its claim reads `lanes`."""
+    await ours(redis_client, settings, index, TypeFilter.parse("image.generate"))
 
 
 async def reference(redis_client: Redis, _settings: Settings, index: int) -> None:
@@ -109,16 +125,18 @@ async def measure(
 
 
 async def run(gateway: Gateway, direct: redis.Redis) -> dict[str, dict[str, float]]:
-    settings = load_settings(
-        {
-            "UPSTASH_REDIS_REST_URL": gateway.url,
-            "UPSTASH_REDIS_REST_TOKEN": gateway.token,
-            "RATELIMIT_POLICIES": "user:100/1d,ip:20/1h",
-        }
-    )
+    environment = {
+        "UPSTASH_REDIS_REST_URL": gateway.url,
+        "UPSTASH_REDIS_REST_TOKEN": gateway.token,
+        "RATELIMIT_POLICIES": "user:100/1d,ip:20/1h",
+    }
+    settings = load_settings(environment)
+    limited = load_settings({**environment, **LIMITS})
     redis_client = get_redis(settings)
     results = {
         "ours": await measure(ours, redis_client, settings, direct, gateway),
+        "ours --types": await measure(ours_routed, redis_client, settings, direct, gateway),
+        "ours limits": await measure(ours, redis_client, limited, direct, gateway),
         "reference": await measure(reference, redis_client, settings, direct, gateway),
     }
     await redis_client.close()
@@ -135,10 +153,10 @@ def main() -> None:
         stack.stop()
     ours_row, reference_row = results["ours"], results["reference"]
     print(f"one job (enqueue with user+ip limits, claim, complete), {JOBS} jobs, medians:")
-    print(f"{'design':<12}{'billed/job':>12}{'requests/job':>14}{'ms/job':>10}")
+    print(f"{'design':<14}{'billed/job':>12}{'requests/job':>14}{'ms/job':>10}")
     for name, row in results.items():
         print(
-            f"{name:<12}{row['billed_per_job']:>12.1f}{row['requests_per_job']:>14.1f}"
+            f"{name:<14}{row['billed_per_job']:>12.1f}{row['requests_per_job']:>14.1f}"
             f"{row['median_ms_per_job']:>10.2f}"
         )
     ratios = {
