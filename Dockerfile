@@ -14,6 +14,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WORKER_PROCESSOR=worker.demo:process \
     WORKER_CONCURRENCY=1 \
+    WORKER_TYPES="*" \
     WORKER_GRACE_PERIOD_S=25
 
 WORKDIR /app
@@ -27,4 +28,4 @@ RUN useradd --system --uid 10001 --no-create-home worker
 USER worker
 
 # The same command as the Procfile; `exec` makes the worker PID 1, so SIGTERM reaches it.
-CMD exec python -m worker --processor "${WORKER_PROCESSOR:-worker.demo:process}" --concurrency "${WORKER_CONCURRENCY:-1}" --grace-period-s "${WORKER_GRACE_PERIOD_S:-25}"
+CMD exec python -m worker --processor "${WORKER_PROCESSOR:-worker.demo:process}" --concurrency "${WORKER_CONCURRENCY:-1}" --types "${WORKER_TYPES:-*}" --grace-period-s "${WORKER_GRACE_PERIOD_S:-25}"
