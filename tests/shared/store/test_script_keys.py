@@ -29,6 +29,7 @@ from shared.queue.leases import (
 )
 from shared.queue.models import EnqueueRequest, JobError, Progress, WebhookState, WebhookStatus
 from shared.queue.new_job import NewJob, new_job
+from shared.queue.routing import TypeFilter
 from shared.queue.stats import queue_stats
 from shared.queue.status import cancel_job
 from shared.ratelimit.checks import checks_for, checks_for_enqueue
@@ -301,3 +302,39 @@ async def run_the_batches_and_the_cache(audit: KeyAudit, queue: QueueHarness) ->
     records = [("hourly", T0_MS, 60_000), ("daily", T0_MS, 60_000)]
     assert await audit.run(advance_schedules(r, s, k, records)) == 2
     assert await audit.run(advance_schedules(r, s, k, records)) == 0
+
+
+async def test_routed_and_limited_claims_and_their_endings_touch_only_declared_keys(
+    audit: KeyAudit, gateway: Gateway, redis_direct: redis.Redis
+) -> None:
+    """The claim's `lanes` path (a --types worker, limits), the turns of a user joining a band
+    others wait in, and every ending and hand-back that frees a slot."""
+    queue = make_harness(
+        gateway, redis_direct, TYPE_CONCURRENCY="audit.job:9", USER_CONCURRENCY="9"
+    )
+    r, s, k = queue.redis, queue.settings, queue.keys
+    for n in range(6):
+        await enqueue(queue, T0_MS + n, timeoutMs=1_000)
+    request = EnqueueRequest.model_validate({"type": "audit.job", "data": {}})
+    other_user = NewJob(new_job_id(T0_MS), request, "user-2", None, T0_MS + 9)
+    # another user joins the waiting band: their turn trims the band's stale turns
+    await audit.run(enqueue_job(r, s, other_user, checks_for_enqueue(s, "user-2", "192.0.2.1")))
+    routed = TypeFilter.parse("audit.*")
+    leases = await audit.run(lease_jobs(r, s, k, count=6, now_ms=T0_MS, types=routed))
+    done, retried, failed, handed_back, cancelled, expired = await audit.run(
+        start_jobs(r, s, k, leases, now_ms=T0_MS)
+    )
+    assert all(job.holds_slot for job in (done, retried, failed, handed_back))
+    await audit.run(complete_job(r, s, k, done.lease, "1", now_ms=T0_MS, slot=True))
+    retry_at = T0_MS + 9
+    await audit.run(
+        fail_job(r, s, k, retried.lease, BOOM, retry_at_ms=retry_at, now_ms=T0_MS, slot=True)
+    )
+    await audit.run(fail_job(r, s, k, failed.lease, BOOM, retry_at_ms=None, now_ms=1, slot=True))
+    hand_back = HandBack(handed_back.lease, handed_back.priority, 0, "audit.job", "user-1", True)
+    await audit.run(release_jobs(r, s, k, [hand_back], now_ms=T0_MS))
+    await cancel_job(r, s, cancelled.lease.job_id, None, T0_MS)
+    await audit.run(finish_cancelled(r, s, k, cancelled.lease, now_ms=T0_MS, slot=True))
+    late = T0_MS + 3_600_000
+    await audit.run(settle(r, s, k, expired=[expired.lease.member], due=[], now_ms=late))
+    assert redis_direct.hlen(k.slots) == 0
