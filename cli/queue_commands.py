@@ -15,7 +15,7 @@ from cli.output import ago, table, text, when
 from shared import clock
 from shared.queue.job_ids import is_job_id
 from shared.queue.listing import MAX_PAGE_SIZE, JobListQuery, list_jobs
-from shared.queue.models import FINAL_STATUSES, JobStatus, JobView, QueueStats
+from shared.queue.models import FINAL_STATUSES, ConcurrencyStats, JobStatus, JobView, QueueStats
 from shared.queue.purge import count_purgeable, cutoff_ms, purge_jobs
 from shared.queue.record import job_from_hash
 from shared.queue.retry import MAX_IDS as RETRY_CHUNK
@@ -52,6 +52,31 @@ def _print_stats(console: Console, ctx: Context, result: QueueStats) -> None:
         seen = f"{ago(now_ms - worker.last_seen_ms)} ago"
         workers.add_row(worker.id, seen, str(worker.active), text(worker.concurrency))
     console.print(workers if result.workers else "workers: none seen in the last 10 minutes")
+    _print_concurrency(console, result.concurrency)
+
+
+def _print_concurrency(console: Console, concurrency: ConcurrencyStats) -> None:
+    """The running jobs counted under TYPE_CONCURRENCY / USER_CONCURRENCY, against them."""
+    if not concurrency.types and not concurrency.users and concurrency.user_limit is None:
+        console.print("concurrency: no TYPE_CONCURRENCY or USER_CONCURRENCY limit")
+        return
+    if concurrency.types:
+        types = table("concurrency", "type", "running", "limit")
+        for entry in concurrency.types:
+            types.add_row(entry.type, str(entry.running), _limit_text(entry.limit))
+        console.print(types)
+    user_limit = _limit_text(concurrency.user_limit)
+    if not concurrency.users:
+        console.print(f"users: none running (limit {user_limit})")
+        return
+    users = table("users", "user", "running", "limit")
+    for user in concurrency.users:
+        users.add_row(user.user_id, str(user.running), user_limit)
+    console.print(users)
+
+
+def _limit_text(limit: int | None) -> str:
+    return "-" if limit is None else str(limit)
 
 
 async def jobs(ctx: Context, args: argparse.Namespace) -> int:
