@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,7 +22,9 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.style import StyleType
 from rich.table import Table
+from rich.text import Text
 
 from cli.errors import Aborted
 
@@ -108,8 +110,22 @@ class Tracker:
         self.bar.advance(self.task, amount)
 
 
+class PlainTable(Table):
+    """A table whose text cells are shown as they are: a job type, user id or error message
+    that looks like rich markup (`[red]...`) is never interpreted."""
+
+    def add_row(
+        self,
+        *renderables: RenderableType | None,
+        style: StyleType | None = None,
+        end_section: bool = False,
+    ) -> None:
+        cells = [Text(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
 def table(title: str | None, *columns: str) -> Table:
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    grid = PlainTable(title=title, title_justify="left", header_style="bold")
     for column in columns:
         grid.add_column(column, overflow="fold")
     return grid

@@ -141,3 +141,17 @@ def test_without_limits_stats_says_so_in_one_line(
     assert not [row for row in table_rows(printed.stdout) if row[0] == "image.generate"]
     assert as_json.json["processing"] == 1
     assert as_json.json["concurrency"] == {"types": [], "users": [], "userLimit": None}
+
+
+def test_a_user_id_that_looks_like_markup_is_printed_as_it_is(
+    run_cli: RunCli, limited_env: dict[str, str], gateway: Gateway, redis_direct: redis.Redis
+) -> None:
+    async def arrange() -> None:
+        harness = make_harness(gateway, redis_direct, **LIMITS)
+        await harness.enqueue(real_now_ms(), "[red]mallory[/red]", type="image.generate")
+        await harness.claim(count=1)
+
+    asyncio.run(arrange())
+    printed = run_cli("stats", env=limited_env)
+
+    assert ["[red]mallory[/red]", "1", "3"] in table_rows(printed.stdout)
