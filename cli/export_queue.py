@@ -2,8 +2,9 @@
 streamed: SCAN a hundred keys at a time, their types and TTLs in one pipeline, their values in
 pipelines of fifty, a large ZSET, SET or LIST in parts; never the whole queue in memory.
 
-What it holds: every job HASH with its TTL, every index ZSET (ready, delayed, leases,
-done:<status>, webhooks) with its scores, and the rate-limit state with its TTL. The `workers`
+What it holds: every job HASH with its TTL, every index ZSET (ready, lanes, delayed, leases,
+done:<status>, webhooks, rounds) with its scores, the `slots` of running jobs, and the
+rate-limit state with its TTL. The `workers`
 heartbeats are left out (they describe processes connected to this database; each worker writes
 its own again at its next beat), and so are the usage meter's daily counts (`usage:<day>`:
 what this database billed, which the other one did not).
