@@ -1,8 +1,11 @@
 """Wake-ups from the queue's `events` channel, over the REST API's `/subscribe/<channel>`
 (server-sent events), so an idle worker starts a new job at once without polling.
 
-Enqueue publishes `"<jobId> <readyAtMs>"` for every new job; the beat and the graceful hand-back
-publish the same when they make jobs ready; `"<jobId> cancel"` asks the worker running that
+Enqueue publishes `"<jobId> <readyAtMs>"` for every new job, `"<jobId>|<type> <readyAtMs>"` when
+every job it made ready is of one type (a worker started with `--types` lets the others pass;
+a worker that predates the suffix reads it as part of the id, which it does not use); the beat,
+the graceful hand-back and a freed concurrency slot publish `"<jobId> <readyAtMs>"` when jobs may
+run; `"<jobId> cancel"` asks the worker running that
 job to stop it (the owner cancelled it). The stream is kept open for as long as it lives
 (TCP keepalive notices a dead peer); it reconnects with backoff, and every (re)subscription
 is reported, because messages published while it was down are lost: the worker then claims.
@@ -28,12 +31,14 @@ STABLE_CONNECTION_S = 60.0  # a stream that lived this long resets the reconnect
 KEEPALIVE_IDLE_S = 60
 KEEPALIVE_INTERVAL_S = 15
 KEEPALIVE_PROBES = 4
+TYPE_SEPARATOR = "|"  # "<jobId>|<type>": never in an id or a type
 
 
 @dataclass(frozen=True)
 class JobEvent:
     job_id: str
     ready_at_ms: int
+    job_type: str | None = None  # every job the event announces is of this type
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,9 @@ def parse_line(line: str, channel: str) -> JobEvent | CancelRequested | Subscrib
     job_id, _, ready_at = payload.partition(" ")
     if ready_at == "cancel":
         return CancelRequested(job_id)
+    job_id, _, job_type = job_id.partition(TYPE_SEPARATOR)
     try:
-        return JobEvent(job_id=job_id, ready_at_ms=int(ready_at))
+        return JobEvent(job_id=job_id, ready_at_ms=int(ready_at), job_type=job_type or None)
     except ValueError:
         return None
 

@@ -288,6 +288,8 @@ class Worker:
         if isinstance(event, Subscribed):
             self._log("subscribed", logging.DEBUG, channel=self.keys.events_channel)
             self._note_ready()  # anything published while unsubscribed was missed
+        elif event.job_type is not None and not self._options.types.matches(event.job_type):
+            return  # jobs this worker does not run: a claim would find none of its own
         elif event.ready_at_ms <= clock.now_ms():
             self._note_ready()
         else:

@@ -16,6 +16,11 @@ CHANNEL = "aq:{ai-queue}:events"
     [
         (f"data: subscribe,{CHANNEL},1", Subscribed),
         (f"data: message,{CHANNEL},01JOB 1700000000000", JobEvent("01JOB", 1_700_000_000_000)),
+        (
+            f"data: message,{CHANNEL},01JOB|image.generate 1700000000000",
+            JobEvent("01JOB", 1_700_000_000_000, "image.generate"),
+        ),
+        (f"data: message,{CHANNEL},01JOB| 1700000000000", JobEvent("01JOB", 1_700_000_000_000)),
         (f"data: message,{CHANNEL},01JOB", None),  # no ready time
         (f"data: message,{CHANNEL},01JOB soon", None),
         ("data: message,other,01JOB 1", None),  # another channel

@@ -73,3 +73,50 @@ async def test_a_typed_worker_under_a_type_limit_runs_only_its_types_one_at_a_ti
     assert most == 1, "the limit of 1 held inside one worker of concurrency 3"
     await wait_for(lambda: limited.direct.hlen(limited.keys.slots) == 0)
     assert len(limited.members(limited.keys.ready)) == 4, "the audio jobs still wait"
+
+
+def lane_reads(direct: redis.Redis) -> int:
+    """ZRANGEBYLEX calls so far: one per claim of a --types worker."""
+    stats: dict[str, dict[str, int]] = direct.info("commandstats")  # type: ignore[assignment]
+    return int(stats.get("cmdstat_zrangebylex", {}).get("calls", 0))
+
+
+async def settled_lane_reads(direct: redis.Redis) -> int:
+    """The count once no claim has run for a while (the worker is idle)."""
+    before = -1
+    while (now := lane_reads(direct)) != before:
+        before = now
+        await asyncio.sleep(0.3)
+    return now
+
+
+async def test_a_typed_worker_lets_the_wake_ups_of_other_types_pass(
+    queue: QueueHarness,
+) -> None:
+    """Each image.generate enqueue wakes the idle workers; a text.* worker does not claim for it
+    (an empty claim would cost 2 billed commands each), and still starts its own jobs at once."""
+    done = asyncio.Event()
+    finished: list[str] = []
+
+    async def process(job: Job) -> None:
+        finished.append(job.id)
+        done.set()
+
+    options = WorkerOptions(concurrency=1, types=TypeFilter.parse("text.*"), worker_id="cpu")
+    worker = Worker(process, queue.settings, options)
+    run = asyncio.create_task(worker.run())
+    await queue.enqueue(now_ms=clock.now_ms(), type="text.summarize")
+    await asyncio.wait_for(done.wait(), timeout=30)
+    reads = await settled_lane_reads(queue.direct)
+
+    for _ in range(5):
+        await queue.enqueue(now_ms=clock.now_ms(), type="image.generate")
+    done.clear()
+    text_job = await queue.enqueue(now_ms=clock.now_ms(), type="text.translate")
+    await asyncio.wait_for(done.wait(), timeout=30)
+    claims = await settled_lane_reads(queue.direct) - reads
+    worker.stop()
+    await asyncio.wait_for(run, timeout=10)
+
+    assert finished[-1] == text_job
+    assert claims <= 2, f"{claims} claims: the worker woke for image jobs it does not run"

@@ -16,8 +16,9 @@
 -- turn: within a priority band, a user's first waiting job takes the turn of the band's first job
 -- (now when the band is empty) and each next one the turn after their previous one, so claims
 -- take users in turn (`rounds` keeps each user's last turn per band; an enqueue that finds a
--- user's turn stale trims the band's stale entries). The workers hear one "<id> <readyAtMs>" per set that got
--- jobs (the earliest due), however many jobs the batch has.
+-- user's turn stale trims the band's stale entries). The workers hear one "<id> <readyAtMs>" per
+-- set that got jobs (the earliest due), however many jobs the batch has; for `ready`,
+-- "<id>|<type> <readyAtMs>" when all its new jobs are of one type.
 --
 -- Redis calls: HGETALL per job with an idempotency key, and per job with a cacheKey not already
 -- created by an earlier job of the batch; MGET and SET ... PX per identifier (apply_rate_limits); per new job
@@ -227,15 +228,19 @@ local function ready_jobs(created)
   return ready
 end
 
-local function publish_first(jobs)
-  local first
+-- "<id> <readyAtMs>" of the earliest job; "<id>|<type> <readyAtMs>" when `typed` and all the
+-- jobs are of one type (workers started with --types let other types' wake-ups pass)
+local function publish_first(jobs, typed)
+  local first, one_type = nil, typed
   for _, job in ipairs(jobs) do
     if not first or tonumber(job.ready_at) < tonumber(first.ready_at) then
       first = job
     end
+    one_type = one_type and job.type == jobs[1].type
   end
   if first then
-    redis.call('PUBLISH', ARGV[6], first.id .. ' ' .. first.ready_at)
+    local name = one_type and (first.id .. '|' .. first.type) or first.id
+    redis.call('PUBLISH', ARGV[6], name .. ' ' .. first.ready_at)
   end
 end
 
@@ -253,7 +258,7 @@ local function create(jobs, answers)
   end
   if #ready > 0 then
     make_ready(KEYS[1], KEYS[3], ready_jobs(ready))
-    publish_first(ready)
+    publish_first(ready, true)
   end
   if #delayed > 0 then
     local members = {}
@@ -262,7 +267,7 @@ local function create(jobs, answers)
       members[#members + 1] = job.id
     end
     redis.call('ZADD', KEYS[2], unpack(members))
-    publish_first(delayed)
+    publish_first(delayed, false)
   end
 end
 
