@@ -27,6 +27,7 @@ from tests.support.webhook_receiver import WebhookReceiver
 
 CRON_SECRET = "cron-secret-0123456789abcdef"
 FIFTH_MINUTE_MS = 300_000
+HOUR_MS = 3_600_000
 # What EventBridge sends a Lambda on a `schedule` event (AWS's documented shape).
 SCHEDULED_EVENT = {
     "version": "0",
@@ -70,7 +71,9 @@ def cron_env(
 
 @pytest.fixture
 def on_a_fifth_minute(queue_clock: FrozenClock) -> FrozenClock:
-    queue_clock.now = queue_clock.now // FIFTH_MINUTE_MS * FIFTH_MINUTE_MS + 1_234
+    """Ten past this hour: a fifth minute, as is the next one a test may advance to, and neither
+    is on the hour (when the tick also stores the alerts' state), whenever the test runs."""
+    queue_clock.now = queue_clock.now // HOUR_MS * HOUR_MS + 2 * FIFTH_MINUTE_MS + 1_234
     return queue_clock
 
 
