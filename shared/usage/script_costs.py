@@ -114,11 +114,13 @@ RELEASE_JOB_ARGS = 6  # release_jobs.lua: member, priority, attempts, type, user
 
 def release_jobs(call: ScriptCall) -> int:
     """ZREM per job; HSET + PUBLISH per job handed back; ZADD ready + ZADD lanes when any was;
-    HDEL slots when any held one; PUBLISH events when either; HDEL to sign off."""
+    HDEL slots when one handed back held one; PUBLISH events when either; HDEL to sign off."""
     offered = (len(call.args) - 4) // RELEASE_JOB_ARGS
-    flags = call.args[4 + RELEASE_JOB_ARGS - 1 :: RELEASE_JOB_ARGS]
-    freed = 1 if "1" in flags else 0
-    released = len(_items(call.reply))
+    entries = [call.args[at : at + RELEASE_JOB_ARGS] for at in range(4, len(call.args), 6)]
+    holding = {entry[0].rpartition("|")[0] for entry in entries if entry[-1] == "1"}
+    handed_back = {str(job_id) for job_id in _items(call.reply)}
+    freed = 1 if holding & handed_back else 0
+    released = len(handed_back)
     sign_off = 1 if _argv(call, 2) else 0
     wake = 1 if released or freed else 0
     return offered + 2 * released + (2 if released else 0) + freed + wake + sign_off

@@ -25,10 +25,10 @@ local released, ready, freed = {}, {}, {}
 for i = 5, #ARGV, 6 do
   local member = ARGV[i]
   local id = string.match(member, '^(.*)|')
-  if ARGV[i + 5] == '1' then
-    freed[#freed + 1] = id
-  end
   if redis.call('ZREM', KEYS[1], member) == 1 then
+    if ARGV[i + 5] == '1' then -- (a lease no longer held is not this call's slot to free)
+      freed[#freed + 1] = id
+    end
     redis.call('HSET', KEYS[6 + (i - 5) / 6], 'status', 'pending', 'attempts', ARGV[i + 2],
       'token', '', 'updatedAt', ARGV[1])
     redis.call('PUBLISH', ARGV[4] .. id, ARGV[1] .. ' pending')

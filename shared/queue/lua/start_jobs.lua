@@ -44,7 +44,7 @@ for i = 4, #KEYS do
     deadlines[#deadlines + 1] = member
   else
     dropped[#dropped + 1] = member
-    if slot == '1' then
+    if slot == '1' and job[1] ~= 'processing' then -- running: another claim's slot now
       freed[#freed + 1] = id
     end
   end

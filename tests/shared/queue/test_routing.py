@@ -14,7 +14,7 @@ from local.stack import Gateway
 from shared.config.settings import load_settings
 from shared.errors import ServerMisconfigured
 from shared.queue.beat import BeatRequest, beat_and_settle
-from shared.queue.claim import ClaimedJob
+from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
 from shared.queue.leases import (
     HandBack,
     complete_job,
@@ -235,3 +235,39 @@ async def test_stats_show_the_counted_running_jobs_against_their_limits(
         "users": [{"userId": "a", "running": 1}, {"userId": "b", "running": 1}],
         "userLimit": 3,
     }
+
+
+async def test_a_late_call_with_a_lost_lease_never_frees_the_slot_of_the_claim_after_it(
+    limited: Callable[..., QueueHarness],
+) -> None:
+    """A worker whose lease expired (its job went to another worker) may still hand the job back
+    or start it late: the slot now belongs to the other worker's claim and stays."""
+    queue = limited(TYPE_CONCURRENCY=f"{IMAGE}:1")
+    r, s, k = queue.redis, queue.settings, queue.keys
+    await queue.enqueue(type=IMAGE, timeoutMs=1_000)
+    (lost,) = await queue.claim(count=1, worker_id="slow")
+    late_ms = T0_MS + 3_600_000
+    await beat_and_settle(r, s, k, BeatRequest("w", [], 1, late_ms))
+    (current,) = await queue.claim(count=1, now_ms=late_ms, worker_id="fast")
+    assert current.lease.job_id == lost.lease.job_id
+
+    hand_back = HandBack(lost.lease, lost.priority, 0, lost.type, lost.user_id, True)
+    assert await release_jobs(r, s, k, [hand_back], now_ms=late_ms) == []
+
+    assert list(queue.direct.hkeys(k.slots)) == [current.lease.job_id]
+
+
+async def test_a_late_start_of_a_job_another_claim_runs_keeps_that_claims_slot(
+    limited: Callable[..., QueueHarness],
+) -> None:
+    queue = limited(TYPE_CONCURRENCY=f"{IMAGE}:1")
+    r, s, k = queue.redis, queue.settings, queue.keys
+    await queue.enqueue(type=IMAGE, timeoutMs=1_000)
+    leased = await lease_jobs(r, s, k, count=1, now_ms=T0_MS, worker_id="slow")
+    late_ms = T0_MS + 3_600_000
+    await beat_and_settle(r, s, k, BeatRequest("w", [], 1, late_ms))  # the lease expired
+    (current,) = await queue.claim(count=1, now_ms=late_ms, worker_id="fast")
+
+    assert await start_jobs(r, s, k, leased, now_ms=late_ms) == []
+
+    assert list(queue.direct.hkeys(k.slots)) == [current.lease.job_id]
