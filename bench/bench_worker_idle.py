@@ -9,7 +9,10 @@ Against the local stack (real redis-server behind the REST gateway), with a real
 2. Pickup latency: 20 jobs, each enqueued (the product's enqueue script, which PUBLISHes) while
    the worker is idle; latency = the job's startedAt - the moment enqueue was called (the
    worker's clock at its start call, the second of a claim's two requests: lease, then start).
-3. Baseline, measured in the same run: a consumer polling ZPOPMIN over REST once a second, its
+3. The herd: billed commands per job while 1, 4 and 8 workers wait idle (each enqueue wakes
+   every idle worker, and each one that finds nothing has spent a 2-command claim), with the
+   pickup latency of those jobs.
+4. Baseline, measured in the same run: a consumer polling ZPOPMIN over REST once a second, its
    billed commands per day and its pickup latency.
 
 Prints a table, writes bench/results/worker_idle.json.
@@ -33,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "worker_idle.json"
 TRIES = 20
+HERD_SIZES = (1, 4, 8)
+HERD_JOBS = 10
 BASELINE_TRIES = 10
 POLL_INTERVAL_S = 1.0
 COMPRESSED_BEATS = 5
@@ -130,6 +135,29 @@ async def measure_pickup(env: dict[str, str], direct: Any, queue: Any) -> list[i
     return latencies
 
 
+async def measure_herd(env: dict[str, str], direct: Any, queue: Any, size: int) -> dict[str, Any]:
+    """Billed commands per job, and pickup, while `size` workers wait idle."""
+    workers = [start_worker(env) for _ in range(size)]
+    latencies = []
+    try:
+        wait_until(lambda: len(direct.hgetall(queue.keys.workers)) == size)
+        await asyncio.sleep(1.0 + 0.2 * size)  # every one subscribed and through its start-up claim
+        direct.config_resetstat()
+        for _ in range(HERD_JOBS):
+            job_id, enqueued_ms = await enqueue_one(queue)
+            key = queue.keys.job(job_id)
+            started = wait_until(lambda key=key: direct.hget(key, "startedAt"))
+            latencies.append(int(started) - enqueued_ms)
+            wait_until(lambda key=key: direct.hget(key, "status") == "completed")
+            await asyncio.sleep(0.5)  # every worker idle again
+        per_job = billed(direct) / HERD_JOBS
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+        wait_until(lambda: not direct.hgetall(queue.keys.workers))
+    return {"idle_workers": size, "billed_per_job": per_job, **summary(latencies)}
+
+
 async def measure_polling_baseline(direct: Any, queue: Any) -> tuple[float, list[int]]:
     """A consumer that pops `ready` over REST once a second: cost per day and pickup latency."""
     from shared import clock
@@ -192,6 +220,7 @@ async def run(window_s: float) -> dict[str, Any]:
         window = measure_idle_window(env, direct, queue.keys, window_s)
         per_beat = measure_beat_cost(env, direct, queue.keys)
         latencies = await measure_pickup(env, direct, queue)
+        herd = [await measure_herd(env, direct, queue, size) for size in HERD_SIZES]
         direct.flushdb()
         baseline_per_day, baseline_latencies = await measure_polling_baseline(direct, queue)
     finally:
@@ -215,6 +244,7 @@ async def run(window_s: float) -> dict[str, Any]:
             "tries": len(baseline_latencies),
         },
         "reference_brpop_5s_per_day": DAY_S // 5,
+        "herd": herd,
     }
 
 
@@ -252,6 +282,12 @@ def print_table(result: dict[str, Any]) -> None:
         f"{result['idle_window_s']:.0f} s; one idle beat = {result['idle_billed_per_beat']:.0f}; "
         f"pickup under 1 s in {pickup['under_1s']} of {pickup['tries']} tries"
     )
+    print("\nidle workers  billed/job (enqueue, claim, complete)  pickup median  pickup p95")
+    for row in result["herd"]:
+        print(
+            f"{row['idle_workers']:>12}  {row['billed_per_job']:>35.1f}  "
+            f"{row['median_ms']:>10.0f} ms  {row['p95_ms']:>7.0f} ms"
+        )
 
 
 def main() -> None:
