@@ -56,12 +56,10 @@ class TypeFilter:
         ]
 
     def matches(self, job_type: str) -> bool:
-        if not self.entries:
-            return True
-        return any(
-            job_type.startswith(entry[:-1]) if entry.endswith("*") else job_type == entry
-            for entry in self.entries
-        )
+        """Whether the claim would take a job of `job_type`: its lane member starts with one
+        of the lane prefixes."""
+        member = job_type + LANE_SEPARATOR
+        return not self.entries or any(member.startswith(p) for p in self.lane_prefixes)
 
     def __str__(self) -> str:
         return ",".join(self.entries) or "*"
@@ -73,10 +71,6 @@ class ConcurrencyLimits:
 
     types: tuple[tuple[str, int], ...] = ()
     per_user: int | None = None
-
-    @property
-    def any(self) -> bool:
-        return bool(self.types) or self.per_user is not None
 
     def limit_of(self, job_type: str) -> int | None:
         return dict(self.types).get(job_type)
