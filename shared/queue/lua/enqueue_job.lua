@@ -172,13 +172,9 @@ local function replace(job)
   end
 end
 
-local function fmt(score)
-  return string.format('%.0f', score)
-end
-
--- the score of the first of `count` consecutive turns of `user` in priority band `band`
 local turn_calls = 0
 
+-- the score of the first of `count` consecutive turns of `user` in priority band `band`
 local function take_turns(band, user, count, ready_at)
   local function call(...)
     turn_calls = turn_calls + 1
@@ -186,12 +182,12 @@ local function take_turns(band, user, count, ready_at)
   end
   local low = band * STEP
   local member = band .. '|' .. user
-  local head = call('ZRANGEBYSCORE', KEYS[1], low, '(' .. fmt(low + STEP), 'WITHSCORES',
-    'LIMIT', 0, 1)
+  local high = '(' .. ready_score(low + STEP)
+  local head = call('ZRANGEBYSCORE', KEYS[1], low, high, 'WITHSCORES', 'LIMIT', 0, 1)
   local first = tonumber(head[2])
   if not first then -- nobody waits in the band: the turns start now
     first = low + tonumber(ready_at)
-    call('ZADD', KEYS[4], fmt(first + count - 1), member)
+    call('ZADD', KEYS[4], ready_score(first + count - 1), member)
     return first
   end
   local last = tonumber(call('ZINCRBY', KEYS[4], count, member))
@@ -200,8 +196,8 @@ local function take_turns(band, user, count, ready_at)
   end
   -- no turn of the user waits (or it is stale): they join at the band's first turn, and the
   -- stale turns of the band go
-  call('ZADD', KEYS[4], fmt(first + count - 1), member)
-  call('ZREMRANGEBYSCORE', KEYS[4], low, '(' .. fmt(first))
+  call('ZADD', KEYS[4], ready_score(first + count - 1), member)
+  call('ZREMRANGEBYSCORE', KEYS[4], low, '(' .. ready_score(first))
   return first
 end
 

@@ -11,6 +11,7 @@
 -- when the job is there ZREM ready, ZREM lanes.
 --
 -- Input:
+--   ready_score(score)                           a score as text, whole (no exponent)
 --   lane_member(job_type, score, id, user_id)   score a number or a numeric string
 --   make_ready(ready_key, lanes_key, jobs)      jobs: list of {id=, score=, type=, user=}
 --   parse_lane(member)                           -> job_type, score (number), id, user_id
@@ -18,6 +19,11 @@
 --
 -- Output:
 --   lane_member: the member string; make_ready: none
+-- a score as Redis is given it: whole, never in exponent form
+local function ready_score(score)
+  return string.format('%.0f', tonumber(score))
+end
+
 local function lane_score(score)
   return string.format('%015.0f', tonumber(score))
 end
@@ -37,7 +43,7 @@ local function make_ready(ready_key, lanes_key, jobs)
   end
   local ready, lanes = {}, {}
   for _, job in ipairs(jobs) do
-    ready[#ready + 1] = string.format('%.0f', tonumber(job.score))
+    ready[#ready + 1] = ready_score(job.score)
     ready[#ready + 1] = job.id
     lanes[#lanes + 1] = 0
     lanes[#lanes + 1] = lane_member(job.type, job.score, job.id, job.user)
