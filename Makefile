@@ -88,8 +88,21 @@ openapi: $(DEV_STAMP)
 package: $(TEST_STAMP)
 	bash .ci/package.sh
 
-bench: $(TEST_STAMP)
-	@for script in bench/bench_*.py; do echo "== $$script"; PYTHONPATH=. $(BIN)/python $$script || exit 1; done
+# Benchmark-only tools: the peers (RQ, BullMQ, upstash-ratelimit), FastAPI + Mangum for the
+# cold-start baseline, a profiler; arq in its own venv (it pins redis<6).
+BENCH_STAMP := $(VENV)/.installed-bench
+ARQ_VENV := .venv-arq
+
+$(BENCH_STAMP): $(TEST_STAMP) bench/requirements.txt bench/requirements-arq.txt
+	@$(call install,bench/requirements.txt)
+	@test -x $(ARQ_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(ARQ_VENV)
+	@$(BIN)/python -m uv pip install --quiet --python $(ARQ_VENV)/bin/python -r bench/requirements-arq.txt
+	@touch $@
+
+# `make bench`: every benchmark in its quick mode (under 5 minutes); `make bench FULL=1` the
+# longer runs. Tables on stdout, bench/results/*.json.
+bench: $(BENCH_STAMP)
+	PYTHONPATH=. $(BIN)/python -m bench $(if $(filter 1 yes true,$(FULL)),--full)
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(ARQ_VENV) build .mypy_cache .ruff_cache .pytest_cache
