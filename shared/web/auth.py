@@ -13,14 +13,15 @@ import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from shared.config.settings import Settings
 from shared.errors import AuthProviderUnavailable, Forbidden, ServerMisconfigured, Unauthorized
 from shared.queue.models import MAX_USER_ID_CHARS
 from shared.web.messages import Request
+
+if TYPE_CHECKING:
+    import jwt
 
 JWKS_TIMEOUT_S = 2
 JWKS_CACHE_S = 600
@@ -79,6 +80,8 @@ def _is_service_key(settings: Settings, credential: str) -> bool:
 
 
 async def _decode_jwt(settings: Settings, token: str) -> dict[str, Any]:
+    import jwt  # noqa: PLC0415 - cold start: PyJWT loads cryptography, a service key needs neither
+
     try:
         key, algorithms = await _verification_key(settings, token)
         claims: dict[str, Any] = jwt.decode(
@@ -98,6 +101,8 @@ async def _decode_jwt(settings: Settings, token: str) -> dict[str, Any]:
 
 
 async def _verification_key(settings: Settings, token: str) -> tuple[Any, list[str]]:
+    import jwt  # noqa: PLC0415 - cold start, as in _decode_jwt
+
     if settings.auth_jwt_secret and jwt.get_unverified_header(token).get("alg") == "HS256":
         return settings.auth_jwt_secret, ["HS256"]
     if settings.auth_jwks_url:
@@ -109,6 +114,8 @@ async def _verification_key(settings: Settings, token: str) -> tuple[Any, list[s
 
 @functools.cache
 def _jwks_client(url: str) -> jwt.PyJWKClient:
+    import jwt  # noqa: PLC0415 - cold start, as in _decode_jwt
+
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=JWKS_CACHE_S, timeout=JWKS_TIMEOUT_S)
 
 
