@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,15 +100,24 @@ def _new_client(settings: Settings) -> Redis:
         read_your_writes=True,
     )
     # The SDK builds its httpx client without timeouts (it was never used: nothing to close).
-    client._http._client = _http_client(settings)  # pinned SDK; a test checks this
+    sdk_client = client._http._client  # pinned SDK; a test checks this
+    client._http._client = _http_client(settings, _tls_context_of(sdk_client))
     return client
 
 
-def _http_client(settings: Settings) -> httpx.AsyncClient:
+def _tls_context_of(client: httpx.AsyncClient) -> ssl.SSLContext | bool:
+    """The TLS context `client` built with httpx's defaults, for a new client to share: loading
+    the CA bundle again costs 20-40 ms of a cold start. True (httpx builds one with the same
+    defaults) if the pinned httpx and httpcore ever keep it elsewhere."""
+    context = getattr(getattr(client._transport, "_pool", None), "_ssl_context", None)
+    return context if isinstance(context, ssl.SSLContext) else True
+
+
+def _http_client(settings: Settings, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IN_FLIGHT)
     base_path = httpx.URL(settings.upstash_url).path
     transport = MeteredTransport(
-        httpx.AsyncHTTPTransport(limits=limits), MeterKey.of(settings), base_path
+        httpx.AsyncHTTPTransport(verify=verify, limits=limits), MeterKey.of(settings), base_path
     )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.redis_timeout_s),
@@ -127,7 +137,7 @@ async def _refuse_server_errors(response: httpx.Response) -> None:
 def _replace_wedged(settings: Settings, client: Redis, wedged: httpx.AsyncClient) -> None:
     """A fresh connection pool in the same SDK client, so every holder of it gets the new one."""
     if client._http._client is wedged:
-        client._http._client = _http_client(settings)
+        client._http._client = _http_client(settings, verify=True)
         asyncio.ensure_future(wedged.aclose())  # noqa: RUF006 - best effort, it is wedged
 
 
