@@ -3,7 +3,6 @@ hierarchy, generated from the classes themselves so that it cannot drift."""
 
 from __future__ import annotations
 
-import html
 import inspect
 
 from shared.config.parameter_store import SecretsUnavailable
@@ -45,6 +44,8 @@ here), <code>title</code>, <code>status</code>, <code>detail</code> (what happen
 
 
 def _row(error: type[AppError]) -> str:
+    import html  # noqa: PLC0415 - cold start: every function imports problem_type, one page needs it
+
     doc = inspect.getdoc(error) if error.__doc__ else ""
     cells = (f"<code>{error.code}</code>", str(error.status), error.title, doc or "")
     body = "".join(
