@@ -9,7 +9,7 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -22,8 +22,10 @@ from pydantic import (
 
 from shared.config.parameter_store import resolve_secret_references
 from shared.errors import ServerMisconfigured
-from shared.queue.routing import ConcurrencyLimits, parse_type_limits
 from shared.ratelimit.policies import Policy, PolicyParseError, parse_policies
+
+if TYPE_CHECKING:
+    from shared.queue.routing import ConcurrencyLimits
 
 DEFAULT_POLICIES = "user:100/1d,ip:20/1h"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -121,6 +123,9 @@ class Settings(BaseModel):
     @classmethod
     def _parse_type_limits(cls, value: object) -> object:
         if isinstance(value, str):
+            # Cold start: routing loads the job models, which ratelimit-check never uses.
+            from shared.queue.routing import parse_type_limits  # noqa: PLC0415
+
             return parse_type_limits(value)
         return value
 
@@ -183,6 +188,8 @@ class Settings(BaseModel):
 
     @property
     def concurrency_limits(self) -> ConcurrencyLimits:
+        from shared.queue.routing import ConcurrencyLimits  # noqa: PLC0415 - cold start, as above
+
         return ConcurrencyLimits(self.type_concurrency, self.user_concurrency)
 
     @property

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config.settings import Settings
 from shared.errors import AuthProviderUnavailable, Forbidden, ServerMisconfigured, Unauthorized
-from shared.queue.models import MAX_USER_ID_CHARS
 from shared.web.messages import Request
 
 if TYPE_CHECKING:
@@ -120,6 +119,9 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 
 def _user_id(claims: dict[str, Any]) -> str:
+    # Cold start: the job models are for tokens' users only; ratelimit-check never loads them.
+    from shared.queue.models import MAX_USER_ID_CHARS  # noqa: PLC0415
+
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_USER_ID_CHARS:
         raise Unauthorized(f"the token's sub must be a string of 1-{MAX_USER_ID_CHARS} characters")
