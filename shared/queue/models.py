@@ -7,6 +7,7 @@ serialized size of `data` (`MAX_JOB_DATA_BYTES`) and how far ahead `runAt` may b
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -160,6 +161,11 @@ class EnqueueRequest(ApiModel):
             raise PydanticCustomError("needs_cache_key", "applies only with cacheKey")
         return value
 
+    @functools.cached_property
+    def data_json(self) -> str:
+        """`data` as the job HASH stores it (compact JSON), serialized once per request."""
+        return compact_json(self.data)
+
     def run_at_ms(self, now_ms: int) -> int:
         """When the job may first run: now unless delayed (a runAt in the past means now)."""
         if self.delay_ms is not None:
@@ -177,7 +183,7 @@ class EnqueueBatch(ApiModel):
     @field_validator("jobs")
     @classmethod
     def _fits_one_request(cls, jobs: list[EnqueueRequest]) -> list[EnqueueRequest]:
-        size = sum(len(compact_json(job.data).encode()) for job in jobs)
+        size = sum(len(job.data_json.encode()) for job in jobs)
         if size > MAX_BATCH_DATA_BYTES:
             raise PydanticCustomError(
                 "too_large",

@@ -49,7 +49,7 @@ def new_job_fields(job: NewJob) -> list[str]:
         "attempts": "0",
         "maxAttempts": str(job.request.max_attempts),
         "timeoutMs": str(job.request.timeout_ms),
-        "data": compact_json(job.request.data),
+        "data": job.request.data_json,
         "createdAt": str(job.created_at_ms),
         "runAt": str(job.run_at_ms),
         "updatedAt": str(job.created_at_ms),
