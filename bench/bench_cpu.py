@@ -11,6 +11,9 @@ round runs every path, so noise hits all of them alike):
   `loop.run_until_complete` like Mangum runs a handler;
 - `sdk EVALSHA`: the same client running the rate-limit script once (what the script-running
   paths send, without anything of ours around it);
+- `client GET (call_redis)`: the same GET through `shared.store.client` (our httpx client, the
+  usage meter's transport, the deadline): what every function's one request costs on top;
+- `handler, no Redis`: Mangum and `shared.web.endpoint` around a handler that answers at once;
 - each function's Lambda `handler` fed an API Gateway HTTP API v2 event: ratelimit-check with
   one and with two policies (service key), status GET of a stored job (service key), and
   enqueue as an end user (JWT) under `user:1000000/1d,ip:1000000/1h`, so it never denies.
@@ -127,7 +130,12 @@ def calls(loop: asyncio.AbstractEventLoop, url: str, token: str) -> dict[str, Ca
     from upstash_redis.asyncio import Redis  # after configure()
 
     from functions import enqueue, ratelimit_check, status
+    from shared.config.settings import get_settings
+    from shared.store.client import call_redis, get_redis
     from shared.store.scripts import load_script
+    from shared.web.endpoint import endpoint
+    from shared.web.lambda_adapter import lambda_handler
+    from shared.web.messages import Request, Response, json_response
 
     sdk = Redis(
         url, token, rest_encoding="base64", rest_retries=0, allow_telemetry=False,
@@ -144,6 +152,20 @@ def calls(loop: asyncio.AbstractEventLoop, url: str, token: str) -> dict[str, Ca
     def sdk_evalsha() -> object:
         return loop.run_until_complete(sdk.evalsha(script.sha1, ["bench-cpu-rl"], rl_args))
 
+    settings = get_settings()
+
+    async def get_through_client() -> object:
+        redis = get_redis(settings)
+        return await call_redis(settings, lambda: redis.get("bench-cpu-key"), safe_to_repeat=True)
+
+    def client_get() -> object:
+        return loop.run_until_complete(get_through_client())
+
+    async def answer(request: Request) -> Response:
+        return json_response(200, {"ok": True})
+
+    bare_handler = lambda_handler(endpoint({"GET": answer}))
+
     service = SERVICE_KEY
     user = user_token("bench-user")
     job = {"type": "image.generate", "data": {"prompt": "a red fox", "steps": 30}}
@@ -154,6 +176,10 @@ def calls(loop: asyncio.AbstractEventLoop, url: str, token: str) -> dict[str, Ca
     return {
         BASELINE: sdk_get,
         "sdk EVALSHA": sdk_evalsha,
+        "client GET (call_redis)": client_get,
+        "handler, no Redis": function_call(
+            bare_handler, http_api_event("GET", "/api/x", token=service), 200
+        ),
         "ratelimit-check 1 policy": function_call(
             ratelimit_check.handler,
             http_api_event(
