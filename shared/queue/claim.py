@@ -1,4 +1,7 @@
-"""Claiming jobs, in two requests, so that every key a script touches is declared in KEYS:
+"""Claiming jobs. A job a wake-up named (an enqueue of one job says which) is taken in one
+request, `take_job`: its key is known, so the script declares it (KEYS: ready, leases, lanes,
+the job hash) and takes, leases and starts it at once. Any other claim is two requests, so
+that every key a script touches is declared in KEYS:
 
 1. `lease_jobs` takes up to N ids from `ready` and leases each one with a fresh fencing token
    until a provisional deadline (KEYS: ready, leases, lanes, slots). A worker of every type
@@ -16,6 +19,9 @@ empty; from `lanes` 6 (EVALSHA, ZRANGEBYLEX per type read, ZMSCORE, ZREM lanes, 
 ZADD), + HVALS and HSET slots under limits. Start 2 + 2 per job (EVALSHA, HMGET per job, ZADD
 XX CH for all, HSET per job) + PUBLISH per job, + ZREM lanes after a pop from `ready`; +1
 ZMSCORE only when a lease was lost, +1 ZREM (and HDEL slots) when a job is no longer pending.
+Take 8 (EVALSHA, HMGET, ZSCORE, ZREM ready and lanes, ZADD, HSET, PUBLISH), 3 when the job is
+gone from `ready` and 2 when it is no longer pending. Announcing to the other workers adds one
+PUBLISH to a take, and to a lease from `ready` that leaves it empty.
 """
 
 from __future__ import annotations
@@ -98,11 +104,13 @@ async def lease_jobs(
     now_ms: int,
     worker_id: str | None = None,
     types: TypeFilter | None = None,
+    announce: bool = False,
 ) -> list[Leased]:
     """Take and provisionally lease up to `count` ids of `types` (default every type) for
     `worker_id` (whose tokens name it, so that stats count its leases), within the settings'
-    concurrency limits. Not repeated on an unclear failure: a lease whose reply was lost expires
-    and its job returns to `ready`."""
+    concurrency limits. With `announce` (and a `worker_id`), a pop that leaves `ready` empty
+    tells the other workers ("<worker id> drained"). Not repeated on an unclear failure: a
+    lease whose reply was lost expires and its job returns to `ready`."""
     if not 1 <= count <= MAX_CLAIM_BATCH:
         raise ValueError(f"count must be 1..{MAX_CLAIM_BATCH}")
     tokens = [new_token(worker_id) for _ in range(count)]
@@ -111,7 +119,7 @@ async def lease_jobs(
     limits = settings.concurrency_limits
     args: list[ScriptArg] = [deadline_ms, len(tokens), *tokens, len(prefixes), *prefixes]
     args += [len(limits.types), *(value for pair in limits.types for value in pair)]
-    args.append(limits.per_user or 0)
+    args += [limits.per_user or 0, keys.events_channel, worker_id if announce and worker_id else ""]
     *entries, calls = as_list(
         await run_script(
             redis,
@@ -131,6 +139,43 @@ async def lease_jobs(
         Leased(Lease(reply[row], token), reply[row + 1], reply[row + 2] == "1")
         for row, token in zip(rows, tokens, strict=False)
     ]
+
+
+async def take_job(
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    job_id: str,
+    *,
+    now_ms: int,
+    worker_id: str | None = None,
+    announce: bool = False,
+) -> ClaimedJob | None:
+    """Take, lease and start the job a wake-up named, if it is still pending in `ready` (None
+    when it is not: taken, cancelled or gone). Only for a claim without concurrency limits: it
+    counts no slot. With `announce` (and a `worker_id`), the other workers hear that it is
+    taken. Safe to repeat: a repeat returns the job it started without another attempt."""
+    token = new_token(worker_id)
+    announced = worker_id if announce and worker_id else ""
+    reply = as_list(
+        await run_script(
+            redis,
+            settings,
+            load_script("queue/take_job"),
+            [keys.ready, keys.leases, keys.lanes, keys.job(job_id)],
+            [job_id, token, now_ms, keys.job_channel(""), keys.events_channel, announced],
+            safe_to_repeat=True,
+        ),
+        "take",
+    )
+    if not reply:
+        return None
+    if len(reply) != START_FIELDS:
+        raise BadRedisReply(f"take: unexpected reply length {len(reply)}")
+    job = _started_job(reply)
+    if job.lease != Lease(job_id, token):
+        raise BadRedisReply("take: a job that was not asked for")
+    return job
 
 
 async def start_jobs(

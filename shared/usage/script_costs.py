@@ -75,6 +75,15 @@ def start_jobs(call: ScriptCall) -> int:
     return jobs + 2 * started + (1 if started else 0) + twins + lost + freed
 
 
+def take_job(call: ScriptCall) -> int:
+    """HMGET; a job taken: ZSCORE, ZREM ready and lanes, ZADD, HSET, PUBLISH, + PUBLISH events
+    when announced. Nothing taken: HMGET alone (the job no longer pending, the common case; a
+    pending job another claim leased also costs a ZSCORE). A repeat is priced as a take."""
+    if not _items(call.reply):
+        return 1
+    return 7 + (1 if _argv(call, 6) else 0)
+
+
 END_JOB = 4  # end_job.lua: HSET, PEXPIRE, ZADD done, PUBLISH
 SLOT_FREED = 2  # end_job.lua: HDEL slots, PUBLISH events, for a job that held a slot
 
@@ -295,6 +304,7 @@ def advance_schedules(call: ScriptCall) -> int:
 SCRIPT_COSTS: dict[str, InnerCost] = {
     "queue/lease_jobs": self_reported,
     "queue/start_jobs": start_jobs,
+    "queue/take_job": take_job,
     "queue/complete_job": complete_job,
     "queue/fail_job": fail_job,
     "queue/report_progress": report_progress,

@@ -16,9 +16,9 @@
 -- turn: within a priority band, a user's first waiting job takes the turn of the band's first job
 -- (now when the band is empty) and each next one the turn after their previous one, so claims
 -- take users in turn (`rounds` keeps each user's last turn per band; an enqueue that finds a
--- user's turn stale trims the band's stale entries). The workers hear one "<id> <readyAtMs>" per
--- set that got jobs (the earliest due), however many jobs the batch has; for `ready`,
--- "<id>|<type> <readyAtMs>" when all its new jobs are of one type.
+-- user's turn stale trims the band's stale entries). The workers hear one "<id> <readyAtMs> <n>"
+-- per set that got n jobs (the earliest due), however many jobs the batch has; for `ready`,
+-- "<id>|<type> <readyAtMs> <n>" when all its new jobs are of one type.
 --
 -- Redis calls: HGETALL per job with an idempotency key, and per job with a cacheKey not already
 -- created by an earlier job of the batch; MGET and SET ... PX per identifier (apply_rate_limits); per new job
@@ -224,8 +224,9 @@ local function ready_jobs(created)
   return ready
 end
 
--- "<id> <readyAtMs>" of the earliest job; "<id>|<type> <readyAtMs>" when `typed` and all the
--- jobs are of one type (workers started with --types let other types' wake-ups pass)
+-- "<id> <readyAtMs> <n>" of the earliest of the n jobs; "<id>|<type> <readyAtMs> <n>" when
+-- `typed` and all the jobs are of one type (workers started with --types let other types'
+-- wake-ups pass); n = 1 lets a worker take that one job by name (take_job.lua)
 local function publish_first(jobs, typed)
   local first, one_type = nil, typed
   for _, job in ipairs(jobs) do
@@ -236,7 +237,7 @@ local function publish_first(jobs, typed)
   end
   if first then
     local name = one_type and (first.id .. '|' .. first.type) or first.id
-    redis.call('PUBLISH', ARGV[6], name .. ' ' .. first.ready_at)
+    redis.call('PUBLISH', ARGV[6], name .. ' ' .. first.ready_at .. ' ' .. #jobs)
   end
 end
 

@@ -6,6 +6,10 @@
 -- here and never started (the worker died in between) is returned to `ready` by `settle.lua`
 -- once the provisional lease expires, without spending an attempt.
 --
+-- When the pop from `ready` leaves it empty (fewer jobs than asked) and the worker knows other
+-- workers listen, it tells them ("<worker id> drained" on the events channel): every job announced
+-- before is taken, so the workers waiting their turn to claim do not.
+--
 -- Two ways in:
 --   all types, no limit: ZPOPMIN `ready`; the jobs' `lanes` members are removed by start_jobs,
 --     which reads their types (the reply gives each job's score for it);
@@ -27,6 +31,7 @@
 --              starts with it ("" for every type); P = 0 for every type
 --   then       L, then L pairs: type, its concurrency limit (TYPE_CONCURRENCY)
 --   then       the per-user limit (USER_CONCURRENCY), 0 for none
+--   then       the events channel, and the worker id to announce a drained `ready` with, or ''
 --
 -- Output:
 --   three entries per job taken, in order: its id (leased as "<id>|<token of its place>"), its
@@ -46,6 +51,7 @@ for i = 1, n_limits do
   type_limits[ARGV[at + 2 * i - 1]] = tonumber(ARGV[at + 2 * i])
 end
 local user_limit = tonumber(ARGV[at + 2 * n_limits + 1])
+local events_channel, announce = ARGV[at + 2 * n_limits + 2], ARGV[at + 2 * n_limits + 3]
 local limited = n_limits > 0 or user_limit > 0
 local calls = 0
 
@@ -75,6 +81,9 @@ local function pop_ready()
     reply[#reply + 1] = '0'
   end
   lease(ids)
+  if #ids < n_tokens and announce ~= '' then
+    call('PUBLISH', events_channel, announce .. ' drained')
+  end
   return reply
 end
 

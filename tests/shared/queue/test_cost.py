@@ -11,7 +11,7 @@ import redis
 
 from local.stack import Gateway
 from shared.queue.beat import BeatRequest, HeldLease, beat, settle
-from shared.queue.claim import claim_jobs, lease_jobs, start_jobs
+from shared.queue.claim import claim_jobs, lease_jobs, start_jobs, take_job
 from shared.queue.leases import (
     HandBack,
     complete_job,
@@ -158,6 +158,51 @@ async def test_settle_costs_eight_for_a_due_delayed_job_and_ten_for_an_expired_l
 
     # + ZADD lanes for a job made ready, + HDEL slots for the expired leases
     assert (promote, recover, fail) == (8, 10, 9)
+
+
+async def test_a_take_costs_eight_two_when_the_job_is_not_pending_and_one_more_announced(
+    queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
+) -> None:
+    r, s, k = queue.redis, queue.settings, queue.keys
+    first, second = await queue.enqueue(), await queue.enqueue()
+    _, taken = await cost(take_job(r, s, k, first, now_ms=T0_MS, worker_id="w"))
+    _, again = await cost(take_job(r, s, k, first, now_ms=T0_MS, worker_id="w"))
+    _, unknown = await cost(take_job(r, s, k, "01JZZZZZZZZZZZZZZZZZZZZZZZ", now_ms=T0_MS))
+    _, announced = await cost(take_job(r, s, k, second, now_ms=T0_MS, worker_id="w", announce=True))
+
+    assert (taken, again, unknown, announced) == (8, 2, 2, 9)
+
+
+async def test_an_announced_lease_that_drains_ready_costs_one_more(
+    queue: QueueHarness, cost: Callable[..., Awaitable[tuple[object, int]]]
+) -> None:
+    r, s, k = queue.redis, queue.settings, queue.keys
+    await queue.enqueue()
+    await queue.enqueue()
+    _, full = await cost(lease_jobs(r, s, k, count=1, now_ms=T0_MS, worker_id="w", announce=True))
+    _, drained = await cost(
+        lease_jobs(r, s, k, count=2, now_ms=T0_MS, worker_id="w", announce=True)
+    )
+
+    assert (full, drained) == (3, 4)
+
+
+async def test_one_job_taken_by_name_to_complete_costs_fourteen_beyond_enqueue_in_two_requests(
+    queue: QueueHarness,
+    billed_commands: Callable[[], int],
+    gateway_requests: Callable[[], int],
+) -> None:
+    """Take 8 (EVALSHA, HMGET, ZSCORE, ZREM ready, ZREM lanes, ZADD, HSET, PUBLISH), complete 6."""
+    r, s, k = queue.redis, queue.settings, queue.keys
+    job_id = await queue.enqueue()
+    billed, requests = billed_commands(), gateway_requests()
+
+    job = await take_job(r, s, k, job_id, now_ms=T0_MS)
+    assert job is not None
+    await complete_job(r, s, k, job.lease, "1", now_ms=T0_MS + 1)
+
+    assert billed_commands() - billed == 8 + 6
+    assert gateway_requests() - requests == 2
 
 
 async def test_one_job_from_enqueue_to_complete_costs_fifteen_beyond_enqueue_in_three_requests(

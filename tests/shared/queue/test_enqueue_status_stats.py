@@ -161,8 +161,8 @@ async def test_enqueue_tells_idle_workers_the_job_and_when_it_is_ready(
     finally:
         subscriber.close()
     assert [message["data"] for message in messages if message] == [
-        f"{now_job.id}|{now_job.type} {now_ms}",  # a ready job names its type
-        f"{later_job.id} {now_ms + 30_000}",
+        f"{now_job.id}|{now_job.type} {now_ms} 1",  # a ready job names its type; one job
+        f"{later_job.id} {now_ms + 30_000} 1",
     ]
 
 

@@ -15,7 +15,7 @@ import redis
 from local.stack import Gateway, LocalStack
 from shared.errors import Conflict
 from shared.queue.beat import BeatRequest, HeldLease, beat, settle
-from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
+from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs, take_job
 from shared.queue.enqueue import enqueue_job, enqueue_jobs
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.leases import (
@@ -190,6 +190,9 @@ async def run_the_worker_side(audit: KeyAudit, queue: QueueHarness) -> None:
     await audit.run(release_jobs(r, s, k, [hand_back], now_ms=T0_MS, sign_off_worker_id="w"))
     with pytest.raises(Conflict):
         await audit.run(cancel_job(r, s, done.lease.job_id, None, T0_MS + 7))
+    named = await enqueue(queue)
+    await audit.run(take_job(r, s, k, named, now_ms=T0_MS, worker_id="w", announce=True))
+    await audit.run(take_job(r, s, k, named, now_ms=T0_MS, worker_id="w"))  # gone
     await run_the_cancels_and_callbacks(audit, queue)
 
 

@@ -14,7 +14,7 @@ from local.stack import Gateway
 from shared import clock
 from shared.errors import AppError
 from shared.queue.beat import BeatRequest, HeldLease, beat, settle
-from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs
+from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs, take_job
 from shared.queue.enqueue import enqueue_job, enqueue_jobs
 from shared.queue.leases import (
     HandBack,
@@ -208,6 +208,16 @@ async def test_the_worker_side_is_priced_as_billed(prices: Prices) -> None:
     await prices.of(
         "complete with callback",
         complete_job(r, s, k, called.lease, "1", now_ms=T0_MS + 9, callback=True),
+    )
+    named, told = await enqueue(q), await enqueue(q)
+    await prices.of("take", take_job(r, s, k, named, now_ms=T0_MS, worker_id="w"))
+    await prices.of("take gone", take_job(r, s, k, named, now_ms=T0_MS, worker_id="w"))
+    await prices.of(
+        "take announced", take_job(r, s, k, told, now_ms=T0_MS, worker_id="w", announce=True)
+    )
+    await prices.of(
+        "lease drained announced",
+        lease_jobs(r, s, k, count=2, now_ms=T0_MS, worker_id="w", announce=True),
     )
 
     assert prices.wrong() == []
