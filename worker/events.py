@@ -1,12 +1,15 @@
 """Wake-ups from the queue's `events` channel, over the REST API's `/subscribe/<channel>`
 (server-sent events), so an idle worker starts a new job at once without polling.
 
-Enqueue publishes `"<jobId> <readyAtMs>"` for every new job, `"<jobId>|<type> <readyAtMs>"` when
-every job it made ready is of one type (a worker started with `--types` lets the others pass;
-a worker that predates the suffix reads it as part of the id, which it does not use); the beat,
-the graceful hand-back and a freed concurrency slot publish `"<jobId> <readyAtMs>"` when jobs may
-run; `"<jobId> cancel"` asks the worker running that
-job to stop it (the owner cancelled it). The stream is kept open for as long as it lives
+Enqueue publishes `"<jobId> <readyAtMs> <n>"` for the n jobs it made ready (or delayed), naming
+the first, and `"<jobId>|<type> <readyAtMs> <n>"` when every job it made ready is of one type (a
+worker started with `--types` lets the others pass); n = 1 lets a worker take that job by name
+in one request. The beat, the graceful hand-back and a freed concurrency slot publish
+`"<jobId> <readyAtMs>"` (no count) when jobs may run. `"<jobId> cancel"` asks the worker running
+that job to stop it (the owner cancelled it). Workers that know of each other say what they
+took, so that the others waiting their turn do not claim: `"<jobId> taken <workerId>"` (a job
+taken by name) and `"<workerId> drained"` (a claim left `ready` empty: every job announced
+before is taken). The stream is kept open for as long as it lives
 (TCP keepalive notices a dead peer); it reconnects with backoff, and every (re)subscription
 is reported, because messages published while it was down are lost: the worker then claims.
 """
@@ -39,6 +42,22 @@ class JobEvent:
     job_id: str
     ready_at_ms: int
     job_type: str | None = None  # every job the event announces is of this type
+    count: int | None = None  # how many jobs it announces (the first is named), None: unknown
+
+
+@dataclass(frozen=True)
+class Taken:
+    """`<jobId> taken <workerId>`: that worker took the job by name."""
+
+    job_id: str
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class Drained:
+    """`<workerId> drained`: that worker's claim left `ready` empty."""
+
+    worker_id: str
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,10 @@ class Subscribed:
     """The stream is (again) live."""
 
 
-def parse_line(line: str, channel: str) -> JobEvent | CancelRequested | Subscribed | None:
+Event = JobEvent | CancelRequested | Taken | Drained | Subscribed
+
+
+def parse_line(line: str, channel: str) -> Event | None:
     """One SSE line: `data: subscribe,<channel>,<n>` or `data: message,<channel>,<payload>`
     (None for any other line or payload, such as `<jobId> webhook`)."""
     data = line.removeprefix("data: ")
@@ -63,14 +85,26 @@ def parse_line(line: str, channel: str) -> JobEvent | CancelRequested | Subscrib
     payload = data.removeprefix(f"message,{channel},")
     if payload == data:
         return None
-    job_id, _, ready_at = payload.partition(" ")
-    if ready_at == "cancel":
-        return CancelRequested(job_id)
-    job_id, _, job_type = job_id.partition(TYPE_SEPARATOR)
-    try:
-        return JobEvent(job_id=job_id, ready_at_ms=int(ready_at), job_type=job_type or None)
-    except ValueError:
+    return parse_payload(payload)
+
+
+def parse_payload(payload: str) -> Event | None:
+    subject, _, rest = payload.partition(" ")
+    word, _, argument = rest.partition(" ")
+    if word == "cancel":
+        return CancelRequested(subject)
+    if word == "taken" and argument:
+        return Taken(subject, argument)
+    if word == "drained":
+        return Drained(subject)
+    job_id, _, job_type = subject.partition(TYPE_SEPARATOR)
+    if not _is_number(word) or (argument and not _is_number(argument)):
         return None
+    return JobEvent(job_id, int(word), job_type or None, int(argument) if argument else None)
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def keepalive_options() -> list[tuple[int, int, int]]:
@@ -94,7 +128,7 @@ class EventStream:
         self,
         settings: Settings,
         channel: str,
-        on_event: Callable[[JobEvent | CancelRequested | Subscribed], None],
+        on_event: Callable[[Event], None],
     ) -> None:
         self._settings = settings
         self._channel = channel

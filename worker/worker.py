@@ -7,7 +7,9 @@ gracefully. Embed it in an app, or run it with `python -m worker`.
 The loop claims only when a job may be ready (the event stream said so, a settle after a beat
 moved jobs to ready, or the last claim filled every free slot) and beats when the schedule or a
 known due time says so (settling what the beat found due); in between it sleeps, so an idle
-worker costs a few commands every few minutes.
+worker costs a few commands every few minutes. A wake-up that names one job is taken by name in
+one request; among several idle workers, only the one whose turn comes first claims
+(`worker.wakeups`).
 
 A slot is taken from the claim until the processor has really returned: a sync processor that
 overran its timeout or lost its lease keeps running in its thread (no thread can be killed), so
@@ -31,13 +33,14 @@ from shared import clock
 from shared.config.settings import Settings
 from shared.errors import BadRedisReply, RedisTimeout, RedisUnavailable, ServerMisconfigured
 from shared.queue.beat import BeatRequest, BeatResult, HeldLease, beat, settle
-from shared.queue.claim import MAX_CLAIM_BATCH, lease_jobs, start_jobs
+from shared.queue.claim import MAX_CLAIM_BATCH, ClaimedJob, lease_jobs, start_jobs, take_job
 from shared.queue.leases import LeaseOutcome, check_worker_id
+from shared.queue.routing import ConcurrencyLimits
 from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from shared.usage.flush import flush_usage
-from worker.events import CancelRequested, EventStream, JobEvent, Subscribed
+from worker.events import CancelRequested, Drained, Event, EventStream, Subscribed, Taken
 from worker.isolation.runner import make_runner
 from worker.logs import log_event
 from worker.options import WorkerOptions, default_worker_id
@@ -47,6 +50,7 @@ from worker.runs import Runs
 from worker.schedule import Housekeeping, beat_interval_s, housekeeping, merge_due_ms, next_due_ms
 from worker.shutdown import hand_back
 from worker.slots import Slots
+from worker.wakeups import ClaimAll, TakeByName, Wakeups
 from worker.webhooks import SenderOptions, WebhookSender
 
 ENDINGS = (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED, LeaseOutcome.CANCELLED)
@@ -72,8 +76,8 @@ class Worker:
         self._runs = Runs(self._runner, options.backoff, self._slots, on_end=self._run_ended)
         self._stopping = False
         self._hurry = False
-        self._may_have_ready = True
-        self._ready_epoch = 0
+        limited = settings.concurrency_limits != ConcurrencyLimits()
+        self._wakeups = Wakeups(self.id, by_name=not limited)  # limits: only a claim counts slots
         self._next_beat_ms = 0
         self._due_ms: int | None = None
         self._last_trim_ms = self._last_prune_ms = 0
@@ -143,12 +147,13 @@ class Worker:
             await self._claim(queue)
 
     def _wants_to_claim(self) -> bool:
-        return self._may_have_ready and self._slots.free > 0 and not self._stopping
+        return self._slots.free > 0 and not self._stopping
 
     def _idle_s(self) -> float:
-        if self._wants_to_claim():
-            return 0.0
         wake_ms = min(self._next_beat_ms, self._due_ms or self._next_beat_ms)
+        claim_ms = self._wakeups.next_at_ms()
+        if claim_ms is not None and self._wants_to_claim():
+            wake_ms = min(wake_ms, claim_ms)
         return max(0.0, (wake_ms - clock.now_ms()) / 1000)
 
     async def _sleep(self, timeout_s: float) -> None:
@@ -237,7 +242,7 @@ class Worker:
         reported_ms = next_due_ms(result.next_due_ms, now_ms)
         self._due_ms = merge_due_ms(reported_ms, self._due_ms, due_before_ms)
         if settled.became_ready:
-            self._note_ready()
+            self._wakeups.claim_all(now_ms)
 
     def _schedule_next_beat(self, now_ms: int) -> None:
         timeouts = [run.claimed.timeout_ms for run in self._runs.holding()]
@@ -246,23 +251,46 @@ class Worker:
         )
 
     async def _claim(self, queue: QueueHandle) -> None:
-        """Lease, then start (two requests). If the start cannot be made, the provisional
-        leases expire and the jobs return to `ready` without spending an attempt."""
+        """The claim the wake-ups call for: a named job taken in one request, or every free
+        slot: lease, then start (two requests; if the start cannot be made, the provisional
+        leases expire and the jobs return to `ready` without spending an attempt)."""
+        now_ms = clock.now_ms()
+        claim = self._wakeups.next_claim(now_ms)
+        if claim is None:
+            return
+        announce = self._wakeups.others_listen(now_ms)
+        r, s, k = queue.redis, queue.settings, queue.keys
+        if isinstance(claim, TakeByName):
+            job = await take_job(
+                r, s, k, claim.job_id, now_ms=now_ms, worker_id=self.id, announce=announce
+            )
+            self._wakeups.took(claim.job_id, found=job is not None, now_ms=clock.now_ms())
+            self._started(queue, [job] if job else [])
+            return
+        await self._claim_all(queue, claim, announce)
+
+    async def _claim_all(self, queue: QueueHandle, claim: ClaimAll, announce: bool) -> None:
         wanted = min(self._slots.free, MAX_CLAIM_BATCH)
-        epoch, (r, s, k) = self._ready_epoch, (queue.redis, queue.settings, queue.keys)
-        now_ms, types = clock.now_ms(), self._options.types
+        r, s, k = queue.redis, queue.settings, queue.keys
         leases = await lease_jobs(
-            r, s, k, count=wanted, now_ms=now_ms, worker_id=self.id, types=types
+            r,
+            s,
+            k,
+            count=wanted,
+            now_ms=clock.now_ms(),
+            worker_id=self.id,
+            types=self._options.types,
+            announce=announce,
         )
-        if len(leases) < wanted and epoch == self._ready_epoch:
-            self._may_have_ready = False  # drained, and no event arrived meanwhile
+        self._wakeups.claimed_all(filled=len(leases) == wanted, claim=claim)
         if leases:
-            now_ms = clock.now_ms()
-            jobs = await start_jobs(r, s, k, leases, now_ms=now_ms)
-            self._runs.start(queue, jobs)
-            if jobs:
-                busy_beat_s = beat_interval_s([job.timeout_ms for job in jobs])
-                self._next_beat_ms = min(self._next_beat_ms, now_ms + round(busy_beat_s * 1000))
+            self._started(queue, await start_jobs(r, s, k, leases, now_ms=clock.now_ms()))
+
+    def _started(self, queue: QueueHandle, jobs: list[ClaimedJob]) -> None:
+        self._runs.start(queue, jobs)
+        if jobs:
+            busy_beat_ms = round(beat_interval_s([job.timeout_ms for job in jobs]) * 1000)
+            self._next_beat_ms = min(self._next_beat_ms, clock.now_ms() + busy_beat_ms)
 
     def _run_ended(self, run: JobRun, outcome: LeaseOutcome | None) -> None:
         if outcome in (LeaseOutcome.COMPLETED, LeaseOutcome.FAILED):
@@ -281,24 +309,25 @@ class Worker:
         stream = EventStream(self._settings, self.keys.events_channel, self._on_event)
         return asyncio.create_task(stream.run())
 
-    def _on_event(self, event: JobEvent | CancelRequested | Subscribed) -> None:
+    def _on_event(self, event: Event) -> None:
+        now_ms = clock.now_ms()
         if isinstance(event, CancelRequested):
             self._runs.cancel_job(event.job_id)
             return
-        if isinstance(event, Subscribed):
+        if isinstance(event, Taken):
+            self._wakeups.taken(event.job_id, event.worker_id, now_ms)
+        elif isinstance(event, Drained):
+            self._wakeups.drained(event.worker_id, now_ms)
+        elif isinstance(event, Subscribed):
             self._log("subscribed", logging.DEBUG, channel=self.keys.events_channel)
-            self._note_ready()  # anything published while unsubscribed was missed
+            self._wakeups.claim_all(now_ms)  # anything published while unsubscribed was missed
         elif event.job_type is not None and not self._options.types.matches(event.job_type):
             return  # jobs this worker does not run: a claim would find none of its own
-        elif event.ready_at_ms <= clock.now_ms():
-            self._note_ready()
+        elif event.ready_at_ms <= now_ms:
+            self._wakeups.job_ready(event.job_id, event.count, now_ms)
         else:
             self._due_ms = min(self._due_ms or event.ready_at_ms, event.ready_at_ms)
         self._wake.set()
-
-    def _note_ready(self) -> None:
-        self._may_have_ready = True
-        self._ready_epoch += 1
 
     # -- shutdown --------------------------------------------------------------------------
 

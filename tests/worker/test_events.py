@@ -6,7 +6,15 @@ import socket
 
 import pytest
 
-from worker.events import JobEvent, Subscribed, keepalive_options, parse_line
+from worker.events import (
+    CancelRequested,
+    Drained,
+    JobEvent,
+    Subscribed,
+    Taken,
+    keepalive_options,
+    parse_line,
+)
 
 CHANNEL = "aq:{ai-queue}:events"
 
@@ -21,6 +29,21 @@ CHANNEL = "aq:{ai-queue}:events"
             JobEvent("01JOB", 1_700_000_000_000, "image.generate"),
         ),
         (f"data: message,{CHANNEL},01JOB| 1700000000000", JobEvent("01JOB", 1_700_000_000_000)),
+        (
+            f"data: message,{CHANNEL},01JOB|image.generate 1700000000000 1",
+            JobEvent("01JOB", 1_700_000_000_000, "image.generate", 1),
+        ),
+        (
+            f"data: message,{CHANNEL},01JOB 1700000000000 10",
+            JobEvent("01JOB", 1_700_000_000_000, None, 10),
+        ),
+        (f"data: message,{CHANNEL},01JOB 1700000000000 ten", None),
+        (f"data: message,{CHANNEL},01JOB 1700000000000 \u0662", None),  # a non-ASCII digit
+        (f"data: message,{CHANNEL},01JOB cancel", CancelRequested("01JOB")),
+        (f"data: message,{CHANNEL},01JOB taken w-2", Taken("01JOB", "w-2")),
+        (f"data: message,{CHANNEL},01JOB taken", None),  # who took it is missing
+        (f"data: message,{CHANNEL},w-2 drained", Drained("w-2")),
+        (f"data: message,{CHANNEL},01JOB webhook", None),
         (f"data: message,{CHANNEL},01JOB", None),  # no ready time
         (f"data: message,{CHANNEL},01JOB soon", None),
         ("data: message,other,01JOB 1", None),  # another channel
