@@ -220,7 +220,7 @@ def main() -> None:
     if missing := pythons_missing():
         sys.exit(f"missing {', '.join(missing)}: run `make bench` once (it builds .venv-arq)")
     settings = FULL if options.full else QUICK
-    started = time.monotonic()
+    started, measured_tree = time.monotonic(), tree()
     results = measure(settings)
     print_table(results, settings)
     output = {
@@ -237,7 +237,7 @@ def main() -> None:
             name: statistics.median(row["pickups_ms"]) for name, row in results.items()
         },
         "designs": results,
-        "tree": tree(),
+        "tree": measured_tree,  # at the start: others may commit during the run
         "bounds_of_ours": bounds_of_ours(results["ours"]),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
