@@ -69,9 +69,8 @@ class NewJob:
     def fingerprint(self) -> str:
         """What makes two requests with one idempotency key the same request."""
         request = self.request
-        same = [
-            request.type,
-            request.data,
+        before: list[object] = [request.type]
+        after: list[object] = [
             request.priority,
             request.delay_ms,
             request.run_at,
@@ -79,10 +78,14 @@ class NewJob:
             request.timeout_ms,
         ]
         # Appended only when set, so requests without them keep the fingerprint they had.
-        same += [extra for extra in (request.callback_url,) if extra is not None]
+        after += [extra for extra in (request.callback_url,) if extra is not None]
         if request.cache_key is not None:
-            same.append([request.cache_key, request.cache_ttl_s, request.cache_scope])
-        return hashlib.sha256(compact_json(same).encode()).hexdigest()[:32]
+            after.append([request.cache_key, request.cache_ttl_s, request.cache_scope])
+        # The compact JSON of [type, data, *after], with data as already encoded (and checked
+        # for depth): wrapping data in the list would make it one level deeper.
+        head, tail = compact_json(before)[:-1], compact_json(after)[1:]
+        text = f"{head},{request.data_json},{tail}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     @functools.cached_property
     def hash_fields(self) -> list[str]:

@@ -182,12 +182,20 @@ async def test_a_run_at_in_epoch_seconds_is_422_saying_so(
 
 
 @pytest.mark.parametrize(("depth", "status"), [(MAX_JSON_DEPTH, 202), (MAX_JSON_DEPTH + 1, 422)])
+@pytest.mark.parametrize("idempotency_key", [None, "deep-1"])
 async def test_data_nested_deeper_than_the_cap_is_422_naming_the_limit(
-    queue_api: QueueApi, user_headers: Callable[..., dict[str, str]], depth: int, status: int
+    queue_api: QueueApi,
+    user_headers: Callable[..., dict[str, str]],
+    depth: int,
+    status: int,
+    idempotency_key: str | None,
 ) -> None:
     data = nested(depth - 1, {"x": 1})  # the data object itself is one level
+    headers = user_headers()
+    if idempotency_key:  # its fingerprint covers data too, at the same cap
+        headers["Idempotency-Key"] = idempotency_key
     response = await queue_api.enqueue.post(
-        "/api/enqueue", json={**JOB, "data": data}, headers=user_headers()
+        "/api/enqueue", json={**JOB, "data": data}, headers=headers
     )
     assert response.status_code == status
     if status == 422:
