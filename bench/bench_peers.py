@@ -146,7 +146,7 @@ def bounds_of_ours(row: dict[str, Any]) -> str:
   1 / (requests per job x one request through the gateway) = {rtt_ms:.1f} ms a request here
   (loopback, Python gateway, 2 shared cores); on Upstash, the network RTT takes its place. At 8
   the slots overlap their requests, and the gateway and the cores bound it.
-- idle/day {row["idle"]["per_day"]:,}: one beat every 180 s (worker/schedule.py) x
+- idle/day {row["idle"]["per_day"]:,}: one idle beat every IDLE_BEAT_S (worker/schedule.py) x
   {row["idle"].get("per_cycle", 0):.1f} commands a beat, + hourly housekeeping."""
 
 

@@ -4,7 +4,7 @@ Against the local stack (real redis-server behind the REST gateway), with a real
 (`python -m worker --processor worker.demo:process`, default settings):
 
 1. Idle cost: billed commands (Redis INFO commandstats: a script counts 1 + each command in
-   it) over an idle window (20 s quick, 60 s with --full) with the default 180 s beat, and the
+   it) over an idle window (20 s quick, 60 s with --full) with the default 200 s beat, and the
    exact cost of one idle beat from a run with beats compressed to one per second; per day.
 2. Pickup latency: 10 jobs (20 with --full), each enqueued (the product's enqueue script, which
    PUBLISHes) while the worker is idle; latency = the job's startedAt - the moment enqueue was

@@ -88,8 +88,9 @@ DESIGNS = (
             ("--idle-beat-s", str(OURS_COMPRESSED_BEAT_S)),
             "cmdstat_hset",
             ours_per_day,
-            f"beats run every {OURS_COMPRESSED_BEAT_S} s, commands per beat x 480 beats/day "
-            "(the 180 s idle beat) + hourly housekeeping (worker.schedule.idle_commands_per_day)",
+            f"beats run every {OURS_COMPRESSED_BEAT_S} s, commands per beat x the idle beats of "
+            "a day (worker.schedule.IDLE_BEAT_S) + hourly housekeeping "
+            "(worker.schedule.idle_commands_per_day)",
         ),
     ),
     Design(
