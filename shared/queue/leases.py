@@ -12,7 +12,8 @@ answers at once. A job whose owner cancelled it while it ran has lost its lease 
 ends it once the worker has stopped the processor.
 
 Billed commands per call (1 for the script + each command inside it): complete 6 (ZREM, HSET,
-PEXPIRE, ZADD, PUBLISH); fail 6 when retrying (ZREM, HMGET history, HSET, ZADD, PUBLISH) or 7
+PEXPIRE, ZADD, PUBLISH), and of N jobs at once 4 + 3N (ZMSCORE, ZREM, one ZADD done; HSET,
+PEXPIRE, PUBLISH per job); fail 6 when retrying (ZREM, HMGET history, HSET, ZADD, PUBLISH) or 7
 when final (ZREM, HMGET, HSET, PEXPIRE, ZADD, PUBLISH); +1 (ZADD webhooks) when a final job has
 a callback (the worker hands the delivery to its own sender: no announcement to others); a
 refused (stale) complete or fail 3 (ZREM, HMGET); progress 4 (ZSCORE, HSET, PUBLISH); release 1
@@ -36,7 +37,7 @@ from shared.queue.models import JobError, Progress
 from shared.queue.record import model_json
 from shared.store.keys import LEASE_MEMBER_SEPARATOR, QueueKeys, lease_member
 from shared.store.replies import as_int, as_str, as_str_list
-from shared.store.scripts import load_script, run_script
+from shared.store.scripts import ScriptArg, load_script, run_script
 
 OWNER_SEPARATOR = "."  # between a token's random hex and its worker id (queue_stats.lua too)
 
@@ -77,6 +78,73 @@ def check_worker_id(worker_id: str) -> None:
         raise ValueError(f"a worker id must be non-empty without {LEASE_MEMBER_SEPARATOR!r}")
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One job's complete: its lease, its result (the caller checked its size), its last
+    progress; `callback`: it has a callbackUrl, so its end schedules the delivery; `slot`: it
+    was claimed under a concurrency limit, so its end frees its slot."""
+
+    lease: Lease
+    result_json: str
+    progress: Progress | None = None
+    callback: bool = False
+    slot: bool = False
+
+
+COMPLETED_OUTCOMES = {LeaseOutcome.COMPLETED, LeaseOutcome.CANCELLED, LeaseOutcome.STALE}
+
+
+async def complete_jobs(
+    redis: Redis,
+    settings: Settings,
+    keys: QueueKeys,
+    completions: Sequence[Completion],
+    *,
+    now_ms: int,
+) -> list[LeaseOutcome]:
+    """Store each result if its lease is still held, in one request; per job, in order:
+    COMPLETED, CANCELLED when the owner cancelled the job meanwhile (the result is refused,
+    the job is cancelled) or STALE."""
+    if not completions:
+        raise ValueError("no job to complete")
+    args: list[ScriptArg] = [
+        now_ms,
+        settings.job_retention_ms,
+        keys.events_channel,
+        keys.job_channel(""),
+    ]
+    for job in completions:
+        args += [
+            job.lease.job_id,
+            job.lease.token,
+            job.result_json,
+            _json_or_empty(job.progress),
+            _flag(job.callback),
+            "1" if job.slot else "0",
+        ]
+    reply = as_str_list(
+        await run_script(
+            redis,
+            settings,
+            load_script("queue/complete_job"),
+            [
+                keys.leases,
+                keys.done("completed"),
+                keys.done("cancelled"),
+                keys.webhooks,
+                keys.slots,
+                *(keys.job(job.lease.job_id) for job in completions),
+            ],
+            args,
+            safe_to_repeat=True,
+        ),
+        "complete",
+    )
+    if len(reply) != len(completions):
+        raise BadRedisReply(f"complete: {len(reply)} outcomes for {len(completions)} jobs")
+    return [_outcome(outcome, COMPLETED_OUTCOMES, "complete") for outcome in reply]
+
+
 async def complete_job(
     redis: Redis,
     settings: Settings,
@@ -89,39 +157,10 @@ async def complete_job(
     callback: bool = False,
     slot: bool = False,
 ) -> LeaseOutcome:
-    """Store the result (the caller checked its size) if the lease is still held; CANCELLED
-    when the owner cancelled the job meanwhile (the result is refused, the job is cancelled).
-    `callback`: the job has a callbackUrl, so its end schedules the delivery; `slot`: it was
-    claimed under a concurrency limit, so its end frees its slot."""
-    reply = await run_script(
-        redis,
-        settings,
-        load_script("queue/complete_job"),
-        [
-            keys.leases,
-            keys.job(lease.job_id),
-            keys.done("completed"),
-            keys.done("cancelled"),
-            keys.webhooks,
-            keys.slots,
-        ],
-        [
-            lease.member,
-            now_ms,
-            result_json,
-            settings.job_retention_ms,
-            lease.job_id,
-            lease.token,
-            _json_or_empty(progress),
-            _flag(callback),
-            keys.events_channel,
-            keys.job_channel(""),
-            _flag(slot),
-        ],
-        safe_to_repeat=True,
-    )
-    expected = {LeaseOutcome.COMPLETED, LeaseOutcome.CANCELLED, LeaseOutcome.STALE}
-    return _outcome(reply, expected, "complete")
+    """`complete_jobs` of one job."""
+    completion = Completion(lease, result_json, progress, callback, slot)
+    (outcome,) = await complete_jobs(redis, settings, keys, [completion], now_ms=now_ms)
+    return outcome
 
 
 async def fail_job(

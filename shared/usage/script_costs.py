@@ -88,16 +88,27 @@ END_JOB = 4  # end_job.lua: HSET, PEXPIRE, ZADD done, PUBLISH
 SLOT_FREED = 2  # end_job.lua: HDEL slots, PUBLISH events, for a job that held a slot
 
 
+COMPLETE_JOB_ARGS = 6  # complete_job.lua: id, token, result, progress, callback, slot per job
+
+
 def complete_job(call: ScriptCall) -> int:
-    """ZREM lease, then end_job (+ ZADD webhooks with a callback); refused: ZREM + HMGET;
-    cancelled: ZREM, HMGET, ZREM the cancel lease, end_job."""
-    callback = 1 if _argv(call, 8) == "1" else 0
-    slot = SLOT_FREED if _argv(call, 11) == "1" else 0
-    if call.reply == "completed":
-        return 1 + END_JOB + callback + slot
-    if call.reply == "cancelled":
-        return 3 + END_JOB + callback + slot
-    return 2
+    """One job: ZREM lease; several: ZMSCORE, + ZREM when any was held, + one ZADD done when
+    any completed. Per job completed: HSET, PEXPIRE, PUBLISH (+ ZADD webhooks with a callback,
+    + HDEL and PUBLISH with a slot); cancelled: HMGET, ZREM the cancel lease, end_job; refused:
+    HMGET. A repeat reads as completed."""
+    outcomes = [str(outcome) for outcome in _items(call.reply)]
+    entries = [call.args[at : at + COMPLETE_JOB_ARGS] for at in range(4, len(call.args), 6)]
+    total = 1 if len(outcomes) == 1 else 1 + (1 if "completed" in outcomes else 0)
+    total += 1 if "completed" in outcomes else 0  # the ZADD done of them all
+    for outcome, entry in zip(outcomes, entries, strict=False):
+        extra = (1 if entry[4:5] == ["1"] else 0) + (SLOT_FREED if entry[5:6] == ["1"] else 0)
+        if outcome == "completed":
+            total += END_JOB - 1 + extra
+        elif outcome == "cancelled":
+            total += 2 + END_JOB + extra
+        else:
+            total += 1
+    return total
 
 
 def fail_job(call: ScriptCall) -> int:

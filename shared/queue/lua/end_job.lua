@@ -8,9 +8,10 @@
 -- senders: a worker that ends a job hands the delivery to its own sender, so more workers never
 -- cost more) and tells the job's watchers on its channel.
 --
--- Redis calls: HSET, PEXPIRE, ZADD done, PUBLISH job channel; + ZADD webhooks when the job has
--- a callback (+ PUBLISH events when it is announced); + HDEL slots and PUBLISH events when it
--- held a slot (a job held back by that limit may now run: "<id> <now_ms>" wakes the workers).
+-- Redis calls: HSET, PEXPIRE, ZADD done (unless the caller defers it), PUBLISH job channel; +
+-- ZADD webhooks when the job has a callback (+ PUBLISH events when it is announced); + HDEL
+-- slots and PUBLISH events when it held a slot (a job held back by that limit may now run:
+-- "<id> <now_ms>" wakes the workers).
 --
 -- Input:
 --   end_job(job_key, id, status, done_key, fields, ending)
@@ -27,6 +28,8 @@
 --   ending.callback        true when the job has a callbackUrl
 --   ending.announce        true to announce the delivery to every worker (no worker ended it)
 --   ending.slots_key       the slots HASH, set when the job held a slot (it is freed)
+--   ending.done_members    a list to append "<finishedAt>", "<id>" to instead of the ZADD done,
+--                          for a caller that records several endings in one ZADD
 --
 -- Output:
 --   none
@@ -43,7 +46,12 @@ local function end_job(job_key, id, status, done_key, fields, ending)
   end
   redis.call('HSET', job_key, unpack(values))
   redis.call('PEXPIRE', job_key, ending.retention_ms)
-  redis.call('ZADD', done_key, ending.now_ms, id)
+  if ending.done_members then
+    table.insert(ending.done_members, ending.now_ms)
+    table.insert(ending.done_members, id)
+  else
+    redis.call('ZADD', done_key, ending.now_ms, id)
+  end
   if ending.callback then
     redis.call('ZADD', ending.webhooks_key, ending.now_ms, id)
     if ending.announce then

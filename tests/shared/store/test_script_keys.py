@@ -19,9 +19,11 @@ from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs, take_job
 from shared.queue.enqueue import enqueue_job, enqueue_jobs
 from shared.queue.job_ids import idempotent_job_id, new_job_id
 from shared.queue.leases import (
+    Completion,
     HandBack,
     LeaseOutcome,
     complete_job,
+    complete_jobs,
     fail_job,
     finish_cancelled,
     release_jobs,
@@ -44,7 +46,7 @@ from tests.support.webhook_receiver import end_with_callback
 
 T = TypeVar("T")
 SCRIPTS = script_names()
-POLICIES = "user:10/1m@fixed,user:100/1d,ip:20/1h@token"
+POLICIES = "user:20/1m@fixed,user:100/1d,ip:30/1h@token"
 BOOM = JobError(message="boom", kind="error")
 REDIS_CALL = re.compile(r"redis\.p?call\(\s*['\"](\w+)['\"]\s*,\s*([^,)]+)")
 
@@ -177,9 +179,9 @@ async def run_the_function_side(audit: KeyAudit, queue: QueueHarness) -> None:
 
 async def run_the_worker_side(audit: KeyAudit, queue: QueueHarness) -> None:
     r, s, k = queue.redis, queue.settings, queue.keys
-    for _ in range(4):
+    for _ in range(6):
         await enqueue(queue)
-    done, retried, failed, handed_back = await claim(audit, queue, count=4)
+    done, retried, failed, handed_back, *pair = await claim(audit, queue, count=6)
     await audit.run(report_progress(r, s, k, done.lease, Progress(percent=10)))
     await audit.run(complete_job(r, s, k, done.lease, "1", now_ms=T0_MS + 5))
     await audit.run(complete_job(r, s, k, done.lease, "1", now_ms=T0_MS + 6))  # a repeat
@@ -190,6 +192,8 @@ async def run_the_worker_side(audit: KeyAudit, queue: QueueHarness) -> None:
     await audit.run(release_jobs(r, s, k, [hand_back], now_ms=T0_MS, sign_off_worker_id="w"))
     with pytest.raises(Conflict):
         await audit.run(cancel_job(r, s, done.lease.job_id, None, T0_MS + 7))
+    completions = [Completion(job.lease, "1") for job in pair]
+    await audit.run(complete_jobs(r, s, k, completions, now_ms=T0_MS + 5))
     named = await enqueue(queue)
     await audit.run(take_job(r, s, k, named, now_ms=T0_MS, worker_id="w", announce=True))
     await audit.run(take_job(r, s, k, named, now_ms=T0_MS, worker_id="w"))  # gone
@@ -299,8 +303,8 @@ async def run_the_batches_and_the_cache(audit: KeyAudit, queue: QueueHarness) ->
     replaced = await audit.run(enqueue_jobs(r, s, [cached("a", T0_MS + 120_000)], checks))
     assert replaced.created == 1
     assert queue.direct.zscore(k.webhooks, batch[0].id) is None
-    many = [cached(f"d{n}", T0_MS + 120_000) for n in range(12)]
-    denied = await audit.run(enqueue_jobs(r, s, many, checks))  # over user:10/1m
+    many = [cached(f"d{n}", T0_MS + 120_000) for n in range(22)]
+    denied = await audit.run(enqueue_jobs(r, s, many, checks))  # over user:20/1m
     assert denied.jobs == []
     records = [("hourly", T0_MS, 60_000), ("daily", T0_MS, 60_000)]
     assert await audit.run(advance_schedules(r, s, k, records)) == 2

@@ -17,8 +17,11 @@ from shared.queue.beat import BeatRequest, HeldLease, beat, settle
 from shared.queue.claim import ClaimedJob, lease_jobs, start_jobs, take_job
 from shared.queue.enqueue import enqueue_job, enqueue_jobs
 from shared.queue.leases import (
+    Completion,
     HandBack,
+    Lease,
     complete_job,
+    complete_jobs,
     fail_job,
     finish_cancelled,
     release_jobs,
@@ -208,6 +211,20 @@ async def test_the_worker_side_is_priced_as_billed(prices: Prices) -> None:
     await prices.of(
         "complete with callback",
         complete_job(r, s, k, called.lease, "1", now_ms=T0_MS + 9, callback=True),
+    )
+    for _ in range(3):
+        await enqueue(q)
+    first, second, third = await claim(prices, 3, "to complete together")
+    await prices.of(
+        "complete two",
+        complete_jobs(
+            r, s, k, [Completion(job.lease, "1") for job in (first, second)], now_ms=T0_MS + 9
+        ),
+    )
+    forged = Completion(Lease(first.lease.job_id, "x"), "1")
+    await prices.of(
+        "complete two, one stale",
+        complete_jobs(r, s, k, [Completion(third.lease, "1"), forged], now_ms=T0_MS + 9),
     )
     named, told = await enqueue(q), await enqueue(q)
     await prices.of("take", take_job(r, s, k, named, now_ms=T0_MS, worker_id="w"))
