@@ -12,7 +12,8 @@ a job made ready again, a claim after a busy spell), from `ready`, as a worker s
 `--types image.generate` (its claim reads `lanes`), and under TYPE_CONCURRENCY and
 USER_CONCURRENCY (the claim reads `lanes` and `slots`, the job holds a slot until it ends). Each
 job has its own user, so each enqueue finds its priority band empty. And in batches: one
-enqueue of 10 jobs, one claim of all 10 (a worker of concurrency 10), 10 completes.
+enqueue of 10 jobs, one claim of all 10 (a worker of concurrency 10), their 10 completes due
+together (the worker sends them in one request).
 
 All run through the official async SDK against the local gateway (real redis-server); billed
 commands come from Redis's INFO commandstats (a script counts 1 + each command inside it), HTTP
@@ -40,13 +41,14 @@ from shared.config.settings import Settings, load_settings
 from shared.queue.claim import claim_jobs, take_job
 from shared.queue.enqueue import enqueue_job, enqueue_jobs
 from shared.queue.job_ids import new_job_id
-from shared.queue.leases import complete_job
+from shared.queue.leases import Completion, complete_job
 from shared.queue.models import EnqueueRequest
 from shared.queue.new_job import NewJob
 from shared.queue.routing import TypeFilter
 from shared.ratelimit.checks import checks_for_enqueue
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
+from worker.completions import Completions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "cost.json"
@@ -114,7 +116,7 @@ async def ours_routed(redis_client: Redis, settings: Settings, index: int) -> No
 
 
 async def ours_batch(redis_client: Redis, settings: Settings, index: int) -> None:
-    """Ten jobs of one user in one enqueue, one claim of ten, ten completes: per job, a tenth."""
+    """Ten jobs of one user in one enqueue, one claim of ten, their completes: per job, a tenth."""
     keys = QueueKeys(settings.queue_name)
     now_ms = int(time.time() * 1000)
     jobs = [new_job(index * BATCH + i, now_ms, f"user-{index}") for i in range(BATCH)]
@@ -122,8 +124,8 @@ async def ours_batch(redis_client: Redis, settings: Settings, index: int) -> Non
     await enqueue_jobs(redis_client, settings, jobs, checks)
     claim = await claim_jobs(redis_client, settings, keys, count=BATCH, now_ms=now_ms)
     assert len(claim.jobs) == BATCH
-    for claimed in claim.jobs:
-        await complete_job(redis_client, settings, keys, claimed.lease, "{}", now_ms=now_ms)
+    completions = Completions(redis_client, settings, keys)  # as the worker's runs complete
+    await asyncio.gather(*(completions.complete(Completion(job.lease, "{}")) for job in claim.jobs))
 
 
 async def reference(redis_client: Redis, _settings: Settings, index: int) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from shared import clock
 from shared.queue.backoff import Backoff, retry_at_ms
 from shared.queue.claim import ClaimedJob
-from shared.queue.leases import LeaseOutcome, complete_job, fail_job, finish_cancelled
+from shared.queue.leases import Completion, LeaseOutcome, fail_job, finish_cancelled
 from shared.queue.models import Progress
 from worker.processor import AttemptResult, Succeeded
 
@@ -29,17 +29,10 @@ async def write_outcome(
     """Complete, or fail (a retry at `retry_at`, or for good when it is None)."""
     q, lease, now_ms = queue, claimed.lease, clock.now_ms()
     if isinstance(outcome, Succeeded):
-        return await complete_job(
-            q.redis,
-            q.settings,
-            q.keys,
-            lease,
-            outcome.result_json,
-            now_ms=now_ms,
-            progress=progress,
-            callback=claimed.has_callback,
-            slot=claimed.holds_slot,
+        completion = Completion(
+            lease, outcome.result_json, progress, claimed.has_callback, claimed.holds_slot
         )
+        return await q.completions.complete(completion)  # with any others due at once
     return await fail_job(
         q.redis,
         q.settings,

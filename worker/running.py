@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -36,6 +37,7 @@ from shared.queue.claim import ClaimedJob
 from shared.queue.leases import LeaseOutcome, report_progress
 from shared.queue.models import JobError, Progress
 from shared.store.keys import QueueKeys
+from worker.completions import Completions
 from worker.isolation.runner import Runner
 from worker.job import Job
 from worker.logs import log_event
@@ -56,6 +58,11 @@ class QueueHandle:
     settings: Settings
     keys: QueueKeys
     worker_id: str
+
+    @functools.cached_property
+    def completions(self) -> Completions:
+        """The worker's completes, sent together when they fall due together."""
+        return Completions(self.redis, self.settings, self.keys)
 
 
 class JobRun:
