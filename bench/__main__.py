@@ -4,7 +4,8 @@ other, each in its own interpreter so none inherits another's imports or event l
 Quick mode (the default) keeps the whole run under five minutes on a 2-core machine; `--full`
 passes `--full` to each script for more runs and longer idle windows. Each script prints its
 table and writes bench/results/<name>.json; this runner adds bench/results/run.json: when, on
-what machine, and how long each script took.
+what machine, and how long each script took. Last, bench/daily_bill.py prices the reference
+workload (1,000 watched jobs a day, one mostly idle worker) from those results.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
+BILL_INPUTS = ("cost", "long_poll", "worker_idle", "peers", "limiter")  # bench/daily_bill.py
 
 
 def scripts(names: list[str]) -> list[Path]:
@@ -59,6 +61,11 @@ def main() -> None:
         command = [sys.executable, str(script), *(["--full"] if options.full else [])]
         subprocess.run(command, cwd=BENCH.parent, env=environment, check=True)
         durations[script.stem] = round(time.monotonic() - started, 1)
+    bill = [sys.executable, str(BENCH / "daily_bill.py")]
+    if all((RESULTS / f"{name}.json").exists() for name in BILL_INPUTS):
+        print("\n== daily bill (bench/daily_bill.py, from the results above)")
+        sys.stdout.flush()
+        subprocess.run(bill, cwd=BENCH.parent, env=environment, check=True)
     run = {
         "startedAt": started_at,
         "mode": "full" if options.full else "quick",
