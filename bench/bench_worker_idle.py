@@ -4,12 +4,12 @@ Against the local stack (real redis-server behind the REST gateway), with a real
 (`python -m worker --processor worker.demo:process`, default settings):
 
 1. Idle cost: billed commands (Redis INFO commandstats: a script counts 1 + each command in
-   it) over an idle window (20 s quick, 60 s with --full) with the default 200 s beat, and the
+   it) over an idle window (10 s quick, 60 s with --full) with the default 200 s beat, and the
    exact cost of one idle beat from a run with beats compressed to one per second; per day.
 2. Pickup latency: 10 jobs (20 with --full), each enqueued (the product's enqueue script, which
    PUBLISHes) while the worker is idle; latency = the job's startedAt - the moment enqueue was
    called (the worker's clock at its take, the one request that claims a job a wake-up named).
-3. The herd: billed commands per job while 1, 4 and 8 workers (and 16 with --full) wait idle,
+3. The herd: billed commands per job while 1 and 8 workers (1, 4, 8 and 16 with --full) wait idle,
    with the pickup latency of those jobs. Each enqueue wakes every idle worker; they take turns
    (`worker.wakeups`), so only the first claims and the others hear it announced. Measured
    after a warm-up of three jobs per worker, in which the workers learn of each other.
@@ -37,8 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "worker_idle.json"
 TRIES = {"quick": 10, "full": 20}
-IDLE_WINDOW_S = {"quick": 20.0, "full": 60.0}
-HERD_SIZES = {"quick": (1, 4, 8), "full": (1, 4, 8, 16)}
+IDLE_WINDOW_S = {"quick": 10.0, "full": 60.0}
+HERD_SIZES = {"quick": (1, 8), "full": (1, 4, 8, 16)}
 HERD_JOBS = {"quick": 10, "full": 20}
 WARM_UP_JOBS_PER_WORKER = 3
 BASELINE_TRIES = 10
