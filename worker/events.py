@@ -9,7 +9,8 @@ in one request. The beat, the graceful hand-back and a freed concurrency slot pu
 that job to stop it (the owner cancelled it). Workers that know of each other say what they
 took, so that the others waiting their turn do not claim: `"<jobId> taken <workerId>"` (a job
 taken by name) and `"<workerId> drained"` (a claim left `ready` empty: every job announced
-before is taken). The stream is kept open for as long as it lives
+before is taken); and `"<jobId> missed <workerId>"` (a take that found the job gone), so that a
+worker that always wins hears of the others too. The stream is kept open for as long as it lives
 (TCP keepalive notices a dead peer); it reconnects with backoff, and every (re)subscription
 is reported, because messages published while it was down are lost: the worker then claims.
 """
@@ -54,6 +55,14 @@ class Taken:
 
 
 @dataclass(frozen=True)
+class Missed:
+    """`<jobId> missed <workerId>`: that worker's take found the job gone."""
+
+    job_id: str
+    worker_id: str
+
+
+@dataclass(frozen=True)
 class Drained:
     """`<workerId> drained`: that worker's claim left `ready` empty."""
 
@@ -71,7 +80,7 @@ class Subscribed:
     """The stream is (again) live."""
 
 
-Event = JobEvent | CancelRequested | Taken | Drained | Subscribed
+Event = JobEvent | CancelRequested | Taken | Missed | Drained | Subscribed
 
 
 def parse_line(line: str, channel: str) -> Event | None:
@@ -95,6 +104,8 @@ def parse_payload(payload: str) -> Event | None:
         return CancelRequested(subject)
     if word == "taken" and argument:
         return Taken(subject, argument)
+    if word == "missed" and argument:
+        return Missed(subject, argument)
     if word == "drained":
         return Drained(subject)
     job_id, _, job_type = subject.partition(TYPE_SEPARATOR)

@@ -7,12 +7,14 @@ jobs made ready again (a retry, an expired lease, a hand-back, a freed slot), a 
 more), the worker's start.
 
 Alone, a worker claims at once. Once it knows that other workers listen (it heard one announce a
-take, or its own take found the job gone), it waits its turn: its rank for that job among the
-workers it knows, times TURN_MS. The rank orders the workers by a hash of the job id and the
-worker id, so every worker computes the same order and the first turn moves from job to job.
-The worker whose turn comes first claims and announces what it took (`taken`, `drained`); the
-others hear it before their turn and do not claim at all, so billed commands per job stay flat
-as idle workers are added. A busy worker's turn passes to the next one, TURN_MS later.
+take or a miss, or its own take found the job gone), it waits its turn: its rank for that job
+among the workers it knows, times TURN_MS. The rank orders the workers by a hash of the job id
+and the worker id, so every worker computes the same order and the first turn moves from job to
+job. The worker whose turn comes first claims and announces what it took (`taken`, `drained`);
+the others hear it before their turn and do not claim at all, so billed commands per job stay
+flat as idle workers are added. A take that finds its job gone says so (`missed`): a worker
+that always wins hears of the others that way. A busy worker's turn passes to the next one,
+TURN_MS later.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ class Wakeups:
         if worker_id != self.worker_id:
             self._heard_of(worker_id, now_ms)
             self.named.pop(job_id, None)
+
+    def missed(self, worker_id: str, now_ms: int) -> None:
+        """Another worker's take found its job gone: it listens too."""
+        if worker_id != self.worker_id:
+            self._heard_of(worker_id, now_ms)
 
     def drained(self, worker_id: str, now_ms: int) -> None:
         """Another worker's claim left `ready` empty: every job announced before is taken."""

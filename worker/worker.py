@@ -40,7 +40,15 @@ from shared.queue.stats import WORKER_STALE_AFTER_MS
 from shared.store.client import get_redis
 from shared.store.keys import QueueKeys
 from shared.usage.flush import flush_usage
-from worker.events import CancelRequested, Drained, Event, EventStream, Subscribed, Taken
+from worker.events import (
+    CancelRequested,
+    Drained,
+    Event,
+    EventStream,
+    Missed,
+    Subscribed,
+    Taken,
+)
 from worker.isolation.runner import make_runner
 from worker.logs import log_event
 from worker.options import WorkerOptions, default_worker_id
@@ -316,6 +324,8 @@ class Worker:
             return
         if isinstance(event, Taken):
             self._wakeups.taken(event.job_id, event.worker_id, now_ms)
+        elif isinstance(event, Missed):
+            self._wakeups.missed(event.worker_id, now_ms)
         elif isinstance(event, Drained):
             self._wakeups.drained(event.worker_id, now_ms)
         elif isinstance(event, Subscribed):

@@ -76,12 +76,14 @@ def start_jobs(call: ScriptCall) -> int:
 
 
 def take_job(call: ScriptCall) -> int:
-    """HMGET; a job taken: ZSCORE, ZREM ready and lanes, ZADD, HSET, PUBLISH, + PUBLISH events
-    when announced. Nothing taken: HMGET alone (the job no longer pending, the common case; a
-    pending job another claim leased also costs a ZSCORE). A repeat is priced as a take."""
+    """HMGET; a job taken: ZSCORE, ZREM ready and lanes, ZADD, HSET, PUBLISH. Nothing taken:
+    HMGET alone (the job no longer pending, the common case; a pending job another claim leased
+    also costs a ZSCORE). + PUBLISH events either way when announced. A repeat is priced as a
+    take."""
+    announced = 1 if _argv(call, 6) else 0
     if not _items(call.reply):
-        return 1
-    return 7 + (1 if _argv(call, 6) else 0)
+        return 1 + announced
+    return 7 + announced
 
 
 END_JOB = 4  # end_job.lua: HSET, PEXPIRE, ZADD done, PUBLISH

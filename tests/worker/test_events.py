@@ -10,6 +10,7 @@ from worker.events import (
     CancelRequested,
     Drained,
     JobEvent,
+    Missed,
     Subscribed,
     Taken,
     keepalive_options,
@@ -42,6 +43,7 @@ CHANNEL = "aq:{ai-queue}:events"
         (f"data: message,{CHANNEL},01JOB cancel", CancelRequested("01JOB")),
         (f"data: message,{CHANNEL},01JOB taken w-2", Taken("01JOB", "w-2")),
         (f"data: message,{CHANNEL},01JOB taken", None),  # who took it is missing
+        (f"data: message,{CHANNEL},01JOB missed w-3", Missed("01JOB", "w-3")),
         (f"data: message,{CHANNEL},w-2 drained", Drained("w-2")),
         (f"data: message,{CHANNEL},01JOB webhook", None),
         (f"data: message,{CHANNEL},01JOB", None),  # no ready time

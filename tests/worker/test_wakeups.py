@@ -141,3 +141,14 @@ def test_its_own_announcements_change_nothing() -> None:
     wakeups.drained("w-1", NOW)
     assert wakeups.next_claim(NOW) == TakeByName("01A")
     assert not wakeups.others_listen(NOW)
+
+
+def test_a_worker_that_always_wins_learns_of_the_others_from_their_misses() -> None:
+    winner = idle("w-1")
+    winner.missed("w-2", NOW)
+    assert winner.others_listen(NOW), "so it announces its takes from now on"
+    turns = set()
+    for i in range(20):  # and ranks w-2 too: some of the first turns are w-2's
+        winner.job_ready(f"01J{i}", 1, NOW)
+        turns.add(winner.named.pop(f"01J{i}") - NOW)
+    assert turns == {0, TURN_MS}

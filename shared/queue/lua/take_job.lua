@@ -6,10 +6,13 @@
 -- (another worker may have taken it, or its owner cancelled it); a pending job that is not in
 -- `ready` is someone else's (leased, not yet started) and is left alone. When the worker knows
 -- other workers listen, it says so (ARGV[6]) and the script tells them on the events channel
--- that the job is taken, so the ones that were waiting their turn for it do not claim at all.
+-- that the job is taken, so the ones that were waiting their turn for it do not claim at all;
+-- or, when the job was not there, that this worker missed it, so that a worker that always wins
+-- (and so never learns of the others) hears of it, and starts announcing and taking turns too.
 --
 -- Redis calls: HMGET; then, the job pending, ZSCORE ready; then, in `ready`, ZREM ready, ZREM
--- lanes, ZADD leases, HSET, PUBLISH on the job's channel, + PUBLISH events when announced.
+-- lanes, ZADD leases, HSET, PUBLISH on the job's channel; + PUBLISH events when announced
+-- (taken or missed).
 --
 -- Input:
 --   KEYS[1]    ready ZSET (score priority * 1e13 + turn)
@@ -21,7 +24,8 @@
 --   ARGV[3]    now_ms, the caller's clock (startedAt, updatedAt; the lease runs to now + timeoutMs)
 --   ARGV[4]    the job channel prefix: the start is PUBLISHed on prefix .. id
 --   ARGV[5]    the events channel
---   ARGV[6]    the worker id to announce the take with ("<id> taken <worker id>"), or ''
+--   ARGV[6]    the worker id to announce with ("<id> taken <worker id>", "<id> missed <worker
+--              id>"), or ''
 --
 -- Output:
 --   {} when the job is not there to take (taken, cancelled, gone); else the started job as
@@ -44,12 +48,19 @@ end
 if job[1] == 'processing' and job[2] == token then -- a repeat of a call that was applied
   return started()
 end
-if job[1] ~= 'pending' or not timeout_ms then
+local function missed()
+  if ARGV[6] ~= '' then
+    redis.call('PUBLISH', ARGV[5], id .. ' missed ' .. ARGV[6])
+  end
   return {}
+end
+
+if job[1] ~= 'pending' or not timeout_ms then
+  return missed()
 end
 local score = redis.call('ZSCORE', KEYS[1], id)
 if not score then
-  return {}
+  return missed()
 end
 redis.call('ZREM', KEYS[1], id)
 redis.call('ZREM', KEYS[3], lane_member(job[3] or '', score, id, job[4] or ''))

@@ -169,8 +169,9 @@ async def test_a_take_costs_eight_two_when_the_job_is_not_pending_and_one_more_a
     _, again = await cost(take_job(r, s, k, first, now_ms=T0_MS, worker_id="w"))
     _, unknown = await cost(take_job(r, s, k, "01JZZZZZZZZZZZZZZZZZZZZZZZ", now_ms=T0_MS))
     _, announced = await cost(take_job(r, s, k, second, now_ms=T0_MS, worker_id="w", announce=True))
+    _, missed = await cost(take_job(r, s, k, second, now_ms=T0_MS, worker_id="w", announce=True))
 
-    assert (taken, again, unknown, announced) == (8, 2, 2, 9)
+    assert (taken, again, unknown, announced, missed) == (8, 2, 2, 9, 3)
 
 
 async def test_an_announced_lease_that_drains_ready_costs_one_more(

@@ -122,8 +122,10 @@ async def test_the_take_is_announced_only_when_asked(
 
     await take(queue, quiet, worker_id="w-1")
     await take(queue, told, worker_id="w-1", announce=True)
+    await take(queue, told, worker_id="w-2")  # gone: a miss, not announced
+    await take(queue, told, worker_id="w-2", announce=True)  # gone: a miss, announced
 
-    assert published(events) == [f"{told} taken w-1"]
+    assert published(events) == [f"{told} taken w-1", f"{told} missed w-2"]
 
 
 async def test_a_claim_that_drains_ready_is_announced_only_when_asked(

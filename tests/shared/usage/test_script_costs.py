@@ -233,6 +233,10 @@ async def test_the_worker_side_is_priced_as_billed(prices: Prices) -> None:
         "take announced", take_job(r, s, k, told, now_ms=T0_MS, worker_id="w", announce=True)
     )
     await prices.of(
+        "take missed announced",
+        take_job(r, s, k, told, now_ms=T0_MS, worker_id="w", announce=True),
+    )
+    await prices.of(
         "lease drained announced",
         lease_jobs(r, s, k, count=2, now_ms=T0_MS, worker_id="w", announce=True),
     )
