@@ -25,7 +25,7 @@ import json
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -59,6 +59,7 @@ Endpoint = tuple[str, str, int, str]
 class _Upstash:
     redis: Redis
     in_flight: asyncio.Semaphore
+    attempts: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Endpoint, _Upstash]] = (
@@ -72,7 +73,10 @@ def get_redis(settings: Settings) -> Redis:
 
 
 def _upstash(settings: Settings) -> _Upstash:
-    per_endpoint = _clients.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    per_endpoint = _clients.get(loop)  # `setdefault` would make a weak reference every call
+    if per_endpoint is None:
+        per_endpoint = _clients.setdefault(loop, {})
     endpoint = _endpoint(settings)
     upstash = per_endpoint.get(endpoint)
     if upstash is None:
@@ -159,33 +163,60 @@ async def call_redis(
     waiting for a slot is never sent."""
     upstash = _upstash(settings)
     loop = asyncio.get_running_loop()
-    deadline = deadline_for(settings) if deadline is None else deadline
+    deadline = loop.time() + settings.redis_timeout_s if deadline is None else deadline
+    if upstash.in_flight.locked():
+        await _wait_for_slot(upstash.in_flight, deadline, settings)
+    else:
+        await upstash.in_flight.acquire()  # free: taken at once, without yielding
+    answer: asyncio.Future[T] = loop.create_future()
+    timer = loop.call_at(deadline, _time_out, answer, settings)
+    request = _send_once(upstash, settings, send, safe_to_repeat=safe_to_repeat)
+    attempt = loop.create_task(_answer_into(answer, upstash, request))
+    upstash.attempts.add(attempt)  # the loop holds tasks weakly
+    attempt.add_done_callback(upstash.attempts.discard)
+    try:
+        return await answer
+    finally:
+        timer.cancel()
+
+
+async def _wait_for_slot(slots: asyncio.Semaphore, deadline: float, settings: Settings) -> None:
     try:
         async with asyncio.timeout_at(deadline):
-            await upstash.in_flight.acquire()  # waiting here is safe to give up
+            await slots.acquire()  # waiting here is safe to give up
     except TimeoutError:
         raise redis_timeout(settings) from None
-    attempt = asyncio.ensure_future(
-        _send_once(upstash, settings, send, safe_to_repeat=safe_to_repeat)
-    )
-    attempt.add_done_callback(lambda _: upstash.in_flight.release())
+
+
+async def _answer_into(answer: asyncio.Future[T], upstash: _Upstash, request: Awaitable[T]) -> None:
+    """Run `request` in a task of its own, which nothing cancels: its outcome goes to `answer`
+    unless its caller stopped waiting (the deadline passed, or it was cancelled), when the
+    outcome is dropped. One task, one future and one timer per call, where `wait_for(shield())`
+    made three tasks' worth of futures, callbacks and timeouts."""
     try:
-        return await asyncio.wait_for(asyncio.shield(attempt), max(0, deadline - loop.time()))
-    except TimeoutError:
-        attempt.add_done_callback(_collect)
-        raise redis_timeout(settings) from None
+        outcome = await request
+    except asyncio.CancelledError:
+        answer.cancel()
+        raise
+    except Exception as error:  # noqa: BLE001 - not hidden: the caller raises it
+        if not answer.done():
+            answer.set_exception(error)
+    else:
+        if not answer.done():
+            answer.set_result(outcome)
+    finally:
+        upstash.in_flight.release()
+
+
+def _time_out(answer: asyncio.Future[Any], settings: Settings) -> None:
+    if not answer.done():
+        answer.set_exception(redis_timeout(settings))
 
 
 def redis_timeout(settings: Settings) -> RedisTimeout:
     return RedisTimeout(
         f"Upstash did not answer within REDIS_TIMEOUT_MS={settings.redis_timeout_ms}"
     )
-
-
-def _collect(attempt: asyncio.Future[Any]) -> None:
-    """Retrieve the outcome of a request whose caller stopped waiting."""
-    if not attempt.cancelled():
-        attempt.exception()
 
 
 async def _send_once(
