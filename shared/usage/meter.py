@@ -15,6 +15,7 @@ What a process counted but had not flushed when it died is lost (at most
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,12 +26,17 @@ from shared.config.settings import Settings
 FLUSH_EVERY_COMMANDS = 100
 USAGE_TTL_S = 8 * 86_400  # today and the seven days before it stay readable
 DAY_MS = 86_400_000
+EPOCH_DAY = datetime.date(1970, 1, 1)
 
 
 def utc_day(now_ms: int) -> str:
     """The UTC day of an epoch-ms instant, as `YYYY-MM-DD` (how Upstash's days are counted)."""
-    moment = datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC)
-    return moment.date().isoformat()
+    return _day_name(now_ms // DAY_MS)
+
+
+@functools.lru_cache(maxsize=4)  # every request is priced on a day: name it once
+def _day_name(days_since_epoch: int) -> str:
+    return (EPOCH_DAY + datetime.timedelta(days=days_since_epoch)).isoformat()
 
 
 def next_utc_midnight_ms(now_ms: int) -> int:

@@ -1,11 +1,12 @@
 """The meter's hook: the HTTP transport under the Upstash client, where every request passes.
 
 It prices each request as its answer comes back (`shared.usage.costs`, from the commands sent
-and the replies) and adds the price to the meter. When the meter has a flush due, the request
-carries it: a single command is sent as a pipeline of itself plus the flush's `INCRBY` (and
-`EXPIRE`), a pipeline gets them appended, and the answer is cut back to what the caller sent,
-so the SDK and every caller see exactly the request they made, in one HTTP request. A
-transaction (`/multi-exec`) never carries a flush (its commands must be all that runs).
+and, for a script, the replies) and adds the price to the meter; a request that carried no
+flush gets its answer as it came. When the meter has a flush due, the request carries it: a
+single command is sent as a pipeline of itself plus the flush's `INCRBY` (and `EXPIRE`), a
+pipeline gets them appended, and the answer is cut back to what the caller sent, so the SDK
+and every caller see exactly the request they made, in one HTTP request. A transaction
+(`/multi-exec`) never carries a flush (its commands must be all that runs).
 
 A flush that cannot have reached Redis (connection refused, a 5xx, an answer that is not a
 pipeline's) goes back to the meter; one whose answer was lost in flight (a timeout) is dropped,
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 
 from shared import clock
-from shared.usage.costs import Command, Reply, billed_commands
+from shared.usage.costs import SCRIPT_COMMANDS, Command, Reply, billed_commands
 from shared.usage.meter import (
     Amounts,
     MeterKey,
@@ -39,6 +40,7 @@ BILLED_STATUSES = frozenset({200, 400})  # Redis answered (an error reply is sti
 REFUSED_STATUSES = frozenset({401, 403})  # the token may not run the flush's writes
 UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _DROPPED_HEADERS = ("content-length", "content-encoding", "transfer-encoding")
+JSON_OPENINGS = (b"{", b"[")  # how Redis's answers through the REST API start
 
 
 class RequestKind(StrEnum):
@@ -53,22 +55,25 @@ class Sent:
     commands: list[list[Any]]
 
 
-def sent_commands(request: httpx.Request, base_path: str) -> Sent | None:
-    """The commands of a REST request (POST of a JSON array), or None for anything else."""
-    if request.method != "POST":
-        return None
-    path = request.url.path.rstrip("/")
-    kinds = {
+def request_kinds(base_path: str) -> dict[str, RequestKind]:
+    """The kind of request each REST path is (`base_path` without its trailing slash)."""
+    return {
         base_path: RequestKind.COMMAND,
         f"{base_path}/pipeline": RequestKind.PIPELINE,
         f"{base_path}/multi-exec": RequestKind.TRANSACTION,
     }
-    kind = kinds.get(path)
+
+
+def sent_commands(request: httpx.Request, kinds: dict[str, RequestKind]) -> Sent | None:
+    """The commands of a REST request (POST of a JSON array), or None for anything else."""
+    kind = kinds.get(request.url.path.rstrip("/")) if request.method == "POST" else None
+    if kind is None:
+        return None
     try:
         body = json.loads(request.content)
     except (ValueError, UnicodeDecodeError):
         return None
-    if kind is None or not isinstance(body, list) or not body:
+    if not isinstance(body, list) or not body:
         return None
     if kind is RequestKind.COMMAND:
         return Sent(kind, [body]) if not isinstance(body[0], list) else None
@@ -110,14 +115,14 @@ class MeteredTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, key: MeterKey, base_path: str) -> None:
         self._inner = inner
         self._key = key
-        self._base_path = base_path.rstrip("/")
+        self._kinds = request_kinds(base_path.rstrip("/"))
         self._may_flush = True  # False once the token refused a flush (a read-only token)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        sent = sent_commands(request, self._base_path)
+        sent = sent_commands(request, self._kinds)
         if sent is None or is_own_flush():
             return await self._inner.handle_async_request(request)
         due = self._due(sent)
@@ -159,31 +164,45 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         due: Amounts,
         flush: list[list[str | int]],
     ) -> httpx.Response:
-        try:
-            answer = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            answer = None
-        carried = bool(flush) and response.status_code == 200 and isinstance(answer, list)
-        if flush and not carried:
+        if not flush:  # the answer to `request` itself, as it came (its body already read)
+            if response.status_code in BILLED_STATUSES:
+                self._count_body(request, sent, response.content)
+            return response
+        answer = _json_or_none(response.content)
+        if response.status_code != 200 or not isinstance(answer, list):
             usage_meter.give_back(self._key, due)
-        if carried:
-            assert isinstance(answer, list)
-            answer, flush_answer = answer[: len(answer) - len(flush)], answer[-len(flush) :]
-            self._settle_flush(due, flush, flush_answer)
-            if sent.kind is RequestKind.COMMAND:
-                answer = answer[0] if answer else None
-        if response.status_code in BILLED_STATUSES and answer is not None:
-            self._count(request, sent, answer)
-        if not carried:
+            if response.status_code in BILLED_STATUSES and answer is not None:
+                self._count(request, sent, answer)
             return _rebuilt(request, response, response.status_code, response.content)
-        status = 400 if isinstance(answer, dict) and "error" in answer else 200
-        return _rebuilt(request, response, status, json.dumps(answer).encode())
+        answer, flush_answer = answer[: len(answer) - len(flush)], answer[-len(flush) :]
+        self._settle_flush(due, flush, flush_answer)
+        own: object = answer
+        if sent.kind is RequestKind.COMMAND:
+            own = answer[0] if answer else None
+        if own is not None:
+            self._count(request, sent, own)
+        status = 400 if isinstance(own, dict) and "error" in own else 200
+        return _rebuilt(request, response, status, json.dumps(own).encode())
+
+    def _count_body(self, request: httpx.Request, sent: Sent, content: bytes) -> None:
+        """Prices `sent` from the body Redis answered. Commands other than scripts cost 1 each
+        whatever their reply: the body is parsed only when a script was sent."""
+        if any(_is_script(command) for command in sent.commands):
+            answer = _json_or_none(content)
+            if answer is not None:
+                self._count(request, sent, answer)
+        elif content[:1] in JSON_OPENINGS:
+            transaction = sent.kind is RequestKind.TRANSACTION
+            self._add(billed_commands(sent.commands, [], transaction=transaction))
 
     def _count(self, request: httpx.Request, sent: Sent, answer: object) -> None:
         encoded = request.headers.get("upstash-encoding", "").lower() == "base64"
         replies = replies_of(sent, answer, encoded=encoded)
         commands: list[Command] = list(sent.commands)
-        price = billed_commands(commands, replies, transaction=sent.kind is RequestKind.TRANSACTION)
+        transaction = sent.kind is RequestKind.TRANSACTION
+        self._add(billed_commands(commands, replies, transaction=transaction))
+
+    def _add(self, price: int) -> None:
         usage_meter.add(self._key, utc_day(clock.now_ms()), price)
 
     def _settle_flush(
@@ -191,12 +210,23 @@ class MeteredTransport(httpx.AsyncBaseTransport):
     ) -> None:
         """Redis ran the flush: its cost is counted too. A flush refused command by command (a
         token that may not write) is kept for later and not carried again."""
-        usage_meter.add(self._key, utc_day(clock.now_ms()), len(flush))
+        self._add(len(flush))
         ran = [isinstance(item, dict) and "result" in item for item in answers]
         if all(ok for ok, command in zip(ran, flush, strict=True) if command[0] == "INCRBY"):
             flushed(self._key, [command for ok, command in zip(ran, flush, strict=True) if ok])
         else:
             self._refused(due)
+
+
+def _is_script(command: list[Any]) -> bool:
+    return bool(command) and str(command[0]).upper() in SCRIPT_COMMANDS
+
+
+def _json_or_none(content: bytes) -> object:
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _carrying(request: httpx.Request, sent: Sent, flush: list[list[str | int]]) -> httpx.Request:
