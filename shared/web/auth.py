@@ -94,6 +94,10 @@ async def _decode_jwt(settings: Settings, token: str) -> dict[str, Any]:
         )
     except jwt.PyJWKClientConnectionError as error:
         raise AuthProviderUnavailable(f"could not fetch AUTH_JWKS_URL: {error}") from None
+    except jwt.InvalidAlgorithmError as error:
+        if not settings.auth_jwks_url:  # the secret was tried: the token is not HS256
+            raise Unauthorized("the token must be signed with HS256") from None
+        raise Unauthorized(f"the token is not valid: {error}") from None
     except (jwt.InvalidTokenError, jwt.PyJWKClientError) as error:
         raise Unauthorized(f"the token is not valid: {error}") from None
     return claims
@@ -102,7 +106,11 @@ async def _decode_jwt(settings: Settings, token: str) -> dict[str, Any]:
 async def _verification_key(settings: Settings, token: str) -> tuple[Any, list[str]]:
     import jwt  # noqa: PLC0415 - cold start, as in _decode_jwt
 
-    if settings.auth_jwt_secret and jwt.get_unverified_header(token).get("alg") == "HS256":
+    if settings.auth_jwt_secret and (
+        # The header is read here only to choose between the secret and the JWKS: with the
+        # secret alone, `jwt.decode` refuses any other algorithm itself (one parse, not two).
+        not settings.auth_jwks_url or jwt.get_unverified_header(token).get("alg") == "HS256"
+    ):
         return settings.auth_jwt_secret, ["HS256"]
     if settings.auth_jwks_url:
         client = _jwks_client(settings.auth_jwks_url)
