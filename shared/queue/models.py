@@ -67,6 +67,9 @@ class ApiModel(BaseModel):
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
+        # Each model's validator is built on its first use, not at import: a function builds
+        # only the models its requests need (cold start).
+        defer_build=True,
     )
 
     def body(self) -> dict[str, Any]:

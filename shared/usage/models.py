@@ -15,6 +15,7 @@ _CAMEL = ConfigDict(
     validate_by_name=True,
     validate_by_alias=True,
     serialize_by_alias=True,
+    defer_build=True,  # validators built on first use, not at import (cold start)
 )
 
 
