@@ -5,7 +5,8 @@ moment and the deployment, so they come in the validation context (`enqueue_cont
 serialized size of `data` (`MAX_JOB_DATA_BYTES`) and how far ahead `runAt` may be.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate every field's
+# annotation string when the class is created (cold start).
 
 import functools
 import re

@@ -1,7 +1,8 @@
 """The API's JSON shapes of usage (camelCase): today's billed commands, and storage where
 Upstash reports it."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate every field's
+# annotation string when the class is created (cold start).
 
 from typing import Annotated, Any
 
