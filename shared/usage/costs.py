@@ -14,8 +14,10 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shared.usage.script_costs import SCRIPT_COSTS, ScriptCall, unknown_script_cost
+if TYPE_CHECKING:
+    from shared.usage.script_costs import ScriptCall
 
 SCRIPT_COMMANDS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO"})
 TRANSACTION_COMMANDS = 2  # MULTI and EXEC
@@ -44,6 +46,9 @@ def command_cost(command: Command, reply: Reply) -> int:
     name = str(command[0]).upper() if command else ""
     if name not in SCRIPT_COMMANDS or reply.failed:
         return 1
+    # The script models load on the first script call: a plain command needs none (cold start).
+    from shared.usage.script_costs import SCRIPT_COSTS, unknown_script_cost  # noqa: PLC0415
+
     call = _script_call(name, command, reply)
     if call is None:
         return 1
@@ -67,6 +72,8 @@ def _script_call(name: str, command: Command, reply: Reply) -> ScriptCall | None
     if name.startswith("EVAL") and not name.startswith("EVALSHA"):
         sha = hashlib.sha1(sha.encode(), usedforsecurity=False).hexdigest()
     words = [str(part) for part in command[3:]]
+    from shared.usage.script_costs import ScriptCall  # noqa: PLC0415 (see command_cost)
+
     return ScriptCall(
         name=_scripts_by_sha().get(sha, f"unknown/{sha[:12]}"),
         keys=words[:numkeys],
