@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from shared import clock
 from shared.queue.listing import JobListQuery, list_jobs
-from shared.queue.purge import PurgeRequest, cutoff_ms, purge_jobs
-from shared.queue.retry import DEFAULT_BATCH, RetryRequest, retry_by_status, retry_jobs
 from shared.web.caller import Caller, identify
 from shared.web.endpoint import endpoint
 from shared.web.lambda_adapter import lambda_handler
@@ -39,6 +37,14 @@ async def list_page(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
+    # Imported by the action that needs it: a cold start on the list page skips it.
+    from shared.queue.retry import (  # noqa: PLC0415
+        DEFAULT_BATCH,
+        RetryRequest,
+        retry_by_status,
+        retry_jobs,
+    )
+
     caller = await service_caller(request)
     body = parse_json(request, RetryRequest)
     now_ms = clock.now_ms()
@@ -51,6 +57,8 @@ async def retry(request: Request) -> Response:
 
 
 async def purge(request: Request) -> Response:
+    from shared.queue.purge import PurgeRequest, cutoff_ms, purge_jobs  # noqa: PLC0415 (as retry)
+
     caller = await service_caller(request)
     body = parse_json(request, PurgeRequest)
     cutoff = cutoff_ms(clock.now_ms(), body.older_than_s)
