@@ -13,6 +13,8 @@ round runs every path, so noise hits all of them alike):
   paths send, without anything of ours around it);
 - `client GET (call_redis)`: the same GET through `shared.store.client` (our httpx client, the
   usage meter's transport, the deadline): what every function's one request costs on top;
+- `client EVALSHA (run_script)`: the `sdk EVALSHA` call through `shared.store.scripts.run_script`
+  (the script runner, and the meter pricing the script from its reply);
 - `handler, no Redis`: Mangum and `shared.web.endpoint` around a handler that answers at once;
 - each function's Lambda `handler` fed an API Gateway HTTP API v2 event: ratelimit-check with
   one and with two policies (service key), status GET of a stored job (service key), and
@@ -132,7 +134,7 @@ def calls(loop: asyncio.AbstractEventLoop, url: str, token: str) -> dict[str, Ca
     from functions import enqueue, ratelimit_check, status
     from shared.config.settings import get_settings
     from shared.store.client import call_redis, get_redis
-    from shared.store.scripts import load_script
+    from shared.store.scripts import load_script, run_script
     from shared.web.endpoint import endpoint
     from shared.web.lambda_adapter import lambda_handler
     from shared.web.messages import Request, Response, json_response
@@ -161,6 +163,12 @@ def calls(loop: asyncio.AbstractEventLoop, url: str, token: str) -> dict[str, Ca
     def client_get() -> object:
         return loop.run_until_complete(get_through_client())
 
+    async def evalsha_through_client() -> object:
+        return await run_script(get_redis(settings), settings, script, ["bench-cpu-rl"], rl_args)
+
+    def client_evalsha() -> object:
+        return loop.run_until_complete(evalsha_through_client())
+
     async def answer(request: Request) -> Response:
         return json_response(200, {"ok": True})
 
@@ -177,6 +185,7 @@ def calls(loop: asyncio.AbstractEventLoop, url: str, token: str) -> dict[str, Ca
         BASELINE: sdk_get,
         "sdk EVALSHA": sdk_evalsha,
         "client GET (call_redis)": client_get,
+        "client EVALSHA (run_script)": client_evalsha,
         "handler, no Redis": function_call(
             bare_handler, http_api_event("GET", "/api/x", token=service), 200
         ),
